@@ -1,0 +1,61 @@
+"""One error shape for every API answer: {"error": {"code", "message", "fields"?}}."""
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(status_code: int, code: str, message: str, fields: Any = None) -> Response:
+    """Return an API error answer in the service's one error shape."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return Response({"error": body}, status=status_code)
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """Map any exception raised in an API view to the error shape; never leak a traceback."""
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+
+    response = exception_handler(exc, context)
+    if response is None:
+        logger.exception("unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
+        return error_response(
+            status.HTTP_500_INTERNAL_SERVER_ERROR,
+            "server_error",
+            "The server hit an unexpected error; nothing you submitted was lost. Try again later.",
+        )
+
+    assert isinstance(exc, exceptions.APIException)
+    if isinstance(exc, exceptions.ValidationError):
+        fields = exc.get_full_details()
+        message = "Some fields are missing or invalid."
+        if isinstance(fields, dict) and set(fields) == {"non_field_errors"}:
+            message = str(exc.detail["non_field_errors"][0])  # type: ignore[index,call-overload]
+        elif isinstance(fields, list):
+            message = str(fields[0]["message"]) if fields else message
+            fields = {"non_field_errors": fields}
+        return error_response(response.status_code, "invalid", message, fields)
+    codes = exc.get_codes()
+    code = codes if isinstance(codes, str) else exc.default_code
+    detail = exc.detail
+    message = str(detail) if not isinstance(detail, dict | list) else str(exc.default_detail)
+    answer = error_response(response.status_code, str(code), message)
+    for header in ("WWW-Authenticate", "Retry-After", "Allow"):
+        if header in response:
+            answer[header] = response[header]
+    return answer
+

@@ -1,0 +1,115 @@
+"""Serializers for media evidence: items, analysis status, metadata and keyframes."""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.reverse import reverse
+
+from verify.models import Keyframe, MediaItem, MediaMetadata
+
+
+class AnalysisErrorSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class AnalysisStatusSerializer(serializers.ModelSerializer[MediaItem]):
+    """The small answer scripts poll: where the analysis is and why it failed, if it did."""
+
+    error = serializers.SerializerMethodField()
+    # The columns this serializer reads, for .only() on the polling path.
+    model_fields = ("id", "state", "stage", "progress_percent", "error_code", "error_message", "attempts", "updated_at")
+
+    class Meta:
+        model = MediaItem
+        fields = ["id", "state", "stage", "progress_percent", "error", "attempts", "updated_at"]
+        read_only_fields = fields
+
+    @extend_schema_field(AnalysisErrorSerializer(allow_null=True))
+    def get_error(self, item: MediaItem) -> dict[str, str] | None:
+        if not item.error_code:
+            return None
+        return {"code": item.error_code, "message": item.error_message}
+
+
+class MediaMetadataSerializer(serializers.ModelSerializer[MediaMetadata]):
+    ffprobe = serializers.JSONField(source="raw", help_text="ffprobe's JSON answer, unchanged.")
+
+    class Meta:
+        model = MediaMetadata
+        exclude = ["id", "media_item", "raw"]
+        read_only_fields = [f.name for f in MediaMetadata._meta.fields if f.name not in ("id", "media_item")]
+
+
+class KeyframeSerializer(serializers.ModelSerializer[Keyframe]):
+    image_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Keyframe
+        fields = ["id", "timestamp_s", "reasons", "scene_score", "width", "height", "phash", "image_url"]
+        read_only_fields = fields
+
+    def get_image_url(self, keyframe: Keyframe) -> str:
+        return reverse("keyframe-image", args=[keyframe.pk], request=self.context.get("request"))
+
+
+class MediaItemSerializer(AnalysisStatusSerializer):
+    """A media item as listed: identity, integrity and where its analysis stands."""
+
+    uploaded_by = serializers.CharField(source="uploaded_by.get_username", read_only=True)
+    url = serializers.HyperlinkedIdentityField(view_name="mediaitem-detail")
+    status_url = serializers.HyperlinkedIdentityField(view_name="mediaitem-status")
+
+    class Meta:
+        model = MediaItem
+        fields = [
+            "id",
+            "url",
+            "status_url",
+            "case",
+            "sha256",
+            "size_bytes",
+            "mime_type",
+            "original_filename",
+            "duplicate_of",
+            "mode",
+            "uploaded_by",
+            "uploaded_at",
+            "state",
+            "stage",
+            "progress_percent",
+            "error",
+            "attempts",
+            "started_at",
+            "finished_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class MediaItemDetailSerializer(MediaItemSerializer):
+    """A media item with everything its analysis found."""
+
+    metadata = MediaMetadataSerializer(read_only=True, allow_null=True)
+    keyframes = KeyframeSerializer(many=True, read_only=True)
+    contact_sheet_url = serializers.SerializerMethodField()
+    original_url = serializers.HyperlinkedIdentityField(view_name="mediaitem-original")
+
+    class Meta(MediaItemSerializer.Meta):
+        fields = [
+            *MediaItemSerializer.Meta.fields,
+            "original_url",
+            "metadata",
+            "keyframes",
+            "keyframes_truncated",
+            "contact_sheet_url",
+            "ffmpeg_version",
+        ]
+        read_only_fields = fields
+
+    def get_contact_sheet_url(self, item: MediaItem) -> str | None:
+        if not item.contact_sheet:
+            return None
+        return reverse("mediaitem-contact-sheet", args=[item.pk], request=self.context.get("request"))
+

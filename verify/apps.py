@@ -1,0 +1,19 @@
+"""App configuration for the media-evidence domain."""
+
+from pathlib import Path
+
+from django.apps import AppConfig
+from django.conf import settings
+
+
+class VerifyConfig(AppConfig):
+    name = "verify"
+    verbose_name = "Media evidence"
+
+    def ready(self) -> None:
+        # Embedded defaults keep everything under var/; make sure its folders exist.
+        broker_options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+        for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+            if key in broker_options:
+                Path(broker_options[key]).mkdir(parents=True, exist_ok=True)
+        Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,562 @@
+"""Build, run and parse ffmpeg and ffprobe commands.
+
+This is the only module that starts a process. It holds three kinds of code:
+
+1. builders that return argv for one job from explicit arguments (no settings, no database,
+   no user strings: the server-side file path is the only variable that reaches argv);
+2. parsers that turn ffprobe JSON and ffmpeg's filter output into frozen dataclasses;
+3. one runner with a wall-clock timeout that kills the whole process group and raises a typed
+   error carrying the exit code and the tail of stderr.
+
+Every input is opened as ``file:<absolute path>`` with a protocol allow-list of ``file`` and a
+demuxer allow-list of the containers the service accepts, so neither a file name nor a playlist
+inside a file can make ffmpeg read another file or open a network connection.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import resource
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ffmpeg as ffmpeg_python
+
+# Demuxers for the containers the service accepts. Playlist and indirection demuxers (hls,
+# concat, image2 patterns, subfile, data) are deliberately absent.
+ACCEPTED_DEMUXERS = (
+    "mov,mp4,m4a,3gp,3g2,mj2",
+    "matroska,webm",
+    "avi",
+    "mpegts",
+    "flv",
+    "wav",
+    "mp3",
+    "ogg",
+    "aac",
+    "png_pipe",
+    "jpeg_pipe",
+    "webp_pipe",
+    "gif",
+)
+DEMUXER_ALLOW_LIST = ",".join(ACCEPTED_DEMUXERS)
+STDERR_TAIL_CHARS = 2000
+
+
+# --- runner ---------------------------------------------------------------------------------
+
+
+class FFmpegError(Exception):
+    """ffmpeg or ffprobe exited non-zero or overran its time limit."""
+
+    def __init__(
+        self, argv0: str, exit_code: int | None, stderr_tail: str, *, timed_out: bool, stdout: str = ""
+    ):
+        self.argv0 = argv0
+        self.exit_code = exit_code
+        self.stderr_tail = stderr_tail
+        self.timed_out = timed_out
+        self.stdout = stdout
+        reason = "timed out" if timed_out else f"exited with code {exit_code}"
+        super().__init__(f"{Path(argv0).name} {reason}")
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """Kernel limits applied to the child process; None leaves a limit unset."""
+
+    cpu_time_s: int | None = None
+    address_space_bytes: int | None = None
+    output_file_bytes: int | None = None
+
+    def apply(self) -> None:
+        """Set the limits on the calling process (runs in the child before exec)."""
+        for limit, value in (
+            (resource.RLIMIT_CPU, self.cpu_time_s),
+            (resource.RLIMIT_AS, self.address_space_bytes),
+            (resource.RLIMIT_FSIZE, self.output_file_bytes),
+        ):
+            if value is not None:
+                resource.setrlimit(limit, (value, value))
+
+
+@dataclass(frozen=True)
+class RunResult:
+    stdout: str
+    stderr: str
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    timeout_s: float,
+    limits: ResourceLimits | None = None,
+    on_stdout_line: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run argv to completion within timeout_s; raise FFmpegError on failure or overrun.
+
+    stdout and stderr are drained together so a chatty child can never block on a full pipe.
+    On timeout the whole process group is killed, so no decoder thread outlives the job.
+    """
+    preexec = limits.apply if limits else None
+    proc = subprocess.Popen(  # noqa: S603 - argv comes from the builders in this module
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=preexec,  # noqa: PLW1509 - only sets rlimits
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
+    pending_line = b""
+    deadline = time.monotonic() + timeout_s
+    with selectors.DefaultSelector() as selector:
+        for pipe in (proc.stdout, proc.stderr):
+            os.set_blocking(pipe.fileno(), False)
+            selector.register(pipe, selectors.EVENT_READ)
+        while selector.get_map():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                _kill_group(proc)
+                raise FFmpegError(argv[0], None, _tail(chunks[proc.stderr.fileno()]), timed_out=True)
+            for key, _ in selector.select(timeout=min(remaining, 1.0)):
+                data = os.read(key.fd, 65536)
+                if not data:
+                    selector.unregister(key.fileobj)
+                    continue
+                chunks[key.fd].append(data)
+                if on_stdout_line is not None and key.fd == proc.stdout.fileno():
+                    *lines, pending_line = (pending_line + data).split(b"\n")
+                    for line in lines:
+                        on_stdout_line(line.decode("utf-8", "replace"))
+    try:
+        exit_code = proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise FFmpegError(argv[0], None, _tail(chunks[proc.stderr.fileno()]), timed_out=True) from None
+    stdout = b"".join(chunks[proc.stdout.fileno()]).decode("utf-8", "replace")
+    stderr = b"".join(chunks[proc.stderr.fileno()]).decode("utf-8", "replace")
+    if exit_code != 0:
+        raise FFmpegError(argv[0], exit_code, stderr[-STDERR_TAIL_CHARS:], timed_out=False, stdout=stdout)
+    return RunResult(stdout=stdout, stderr=stderr)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _tail(chunks: list[bytes]) -> str:
+    return b"".join(chunks)[-STDERR_TAIL_CHARS:].decode("utf-8", "replace")
+
+
+# --- builders -------------------------------------------------------------------------------
+
+
+def _input_url(path: Path) -> str:
+    # The "file:" prefix stops a name such as "-i" or "concat:a|b" being read as an option
+    # or a protocol; only server-generated absolute paths are ever passed here.
+    if not path.is_absolute():
+        raise ValueError(f"input path must be absolute: {path}")
+    return f"file:{path}"
+
+
+def _hardened_input_options() -> dict[str, str]:
+    return {"protocol_whitelist": "file", "format_whitelist": DEMUXER_ALLOW_LIST}
+
+
+def probe_argv(path: Path, *, ffprobe: str) -> list[str]:
+    """Return ffprobe argv that prints format, streams and errors of path as JSON.
+
+    ffmpeg-python's ``probe()`` runs this same command but without a timeout, so the argv is
+    built here and handed to ``run``.
+    """
+    options = _hardened_input_options()
+    return [
+        ffprobe,
+        "-hide_banner",
+        "-v",
+        "error",
+        "-protocol_whitelist",
+        options["protocol_whitelist"],
+        "-format_whitelist",
+        options["format_whitelist"],
+        "-show_format",
+        "-show_streams",
+        "-show_error",
+        "-of",
+        "json",
+        _input_url(path),
+    ]
+
+
+def version_argv(*, ffmpeg: str) -> list[str]:
+    """Return argv that prints ffmpeg's version banner."""
+    return [ffmpeg, "-hide_banner", "-version"]
+
+
+def keyframes_argv(
+    path: Path,
+    *,
+    ffmpeg: str,
+    out_dir: Path,
+    metadata_file: Path,
+    scene_threshold: float | None,
+    interval_s: float,
+    max_frames: int,
+) -> list[str]:
+    """Return ffmpeg argv that writes the selected frames of path as upright JPEGs, in one pass.
+
+    One decode feeds one ``select`` expression that keeps a frame when it is an I-frame, when
+    its scene score exceeds ``scene_threshold`` (the first frame after a hard cut), or when
+    ``interval_s`` has passed since the last kept frame. ``scene_threshold=None`` is the fast
+    mode: only key frames are decoded (``-skip_frame nokey``) and there is no scene term.
+    The scene score of each kept frame is written to ``metadata_file``; ``showinfo`` prints its
+    PTS and picture type on stderr. ffmpeg's default autorotation makes the frames upright.
+    """
+    input_options = _hardened_input_options()
+    terms = ["eq(pict_type,I)", "isnan(prev_selected_t)", f"gte(t-prev_selected_t,{interval_s:g})"]
+    if scene_threshold is None:
+        input_options["skip_frame"] = "nokey"
+    else:
+        terms.insert(1, f"gt(scene,{scene_threshold:g})")
+    video = (
+        ffmpeg_python.input(_input_url(path), **input_options)
+        .video.filter("select", "+".join(terms))
+        .filter("metadata", mode="print", file=str(metadata_file))
+        .filter("showinfo")
+    )
+    output = video.output(
+        str(out_dir / "frame_%06d.jpg"),
+        f="image2",
+        fps_mode="vfr",
+        **{"frames:v": max_frames, "q:v": 2},
+    ).global_args("-nostdin", "-hide_banner", "-nostats", "-progress", "pipe:1")
+    return list(output.compile(cmd=ffmpeg))
+
+
+# --- parsers --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Location:
+    latitude: float
+    longitude: float
+    altitude_m: float | None
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Normalised facts about a media file; None wherever the file does not say."""
+
+    container: str
+    container_long_name: str
+    duration_s: float | None
+    bit_rate_bps: int | None
+    has_video: bool
+    has_audio: bool
+    video_codec: str
+    coded_width: int | None
+    coded_height: int | None
+    display_width: int | None
+    display_height: int | None
+    rotation_deg: int
+    frame_rate_fps: float | None
+    frame_count: int | None
+    audio_codec: str
+    audio_channels: int | None
+    audio_sample_rate_hz: int | None
+    creation_time: datetime | None
+    creation_time_source: str
+    location: Location | None
+    location_source: str
+    device_make: str
+    device_model: str
+    device_software: str
+    encoder: str
+
+
+class ProbeParseError(ValueError):
+    """ffprobe's answer does not describe a readable media file."""
+
+
+def parse_probe_json(text: str) -> dict[str, Any]:
+    """Return ffprobe's JSON answer as a dict; raise ProbeParseError if it holds an error."""
+    try:
+        data = json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise ProbeParseError("ffprobe did not answer with JSON") from exc
+    if not isinstance(data, dict):
+        raise ProbeParseError("ffprobe did not answer with a JSON object")
+    if "error" in data:
+        raise ProbeParseError(str(data["error"].get("string", "unreadable file")))
+    return data
+
+
+# Where each normalised field may hide, most specific first.
+CREATION_TIME_TAGS = ("com.apple.quicktime.creationdate", "creation_time", "date")
+LOCATION_TAGS = ("com.apple.quicktime.location.ISO6709", "location", "location-eng")
+MAKE_TAGS = ("com.apple.quicktime.make", "make", "com.android.manufacturer")
+MODEL_TAGS = ("com.apple.quicktime.model", "model", "com.android.model")
+SOFTWARE_TAGS = ("com.apple.quicktime.software", "software", "com.android.version")
+# Muxers write these when a clock was never set; they are not dates anyone recorded.
+PLACEHOLDER_DATES = (datetime(1904, 1, 1, tzinfo=UTC), datetime(1970, 1, 1, tzinfo=UTC))
+
+
+def parse_probe(data: dict[str, Any]) -> ProbeResult:
+    """Return the normalised facts in an ffprobe ``-show_format -show_streams`` answer."""
+    fmt = data.get("format") or {}
+    streams = data.get("streams") or []
+    video = next(
+        (
+            s
+            for s in streams
+            if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+        ),
+        None,
+    )
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    tag_sources = _tag_sources(fmt, streams)
+
+    rotation = _rotation_deg(video) if video else 0
+    coded_width = _int(video.get("width")) if video else None
+    coded_height = _int(video.get("height")) if video else None
+    display_width, display_height = coded_width, coded_height
+    if rotation in (90, 270):
+        display_width, display_height = coded_height, coded_width
+
+    creation_time, creation_source = _first_datetime(tag_sources)
+    location, location_source = _first_location(tag_sources)
+    encoder_value, _ = _first_tag(tag_sources, ("encoder",))
+    make, _ = _first_tag(tag_sources, MAKE_TAGS)
+    model, _ = _first_tag(tag_sources, MODEL_TAGS)
+    software, _ = _first_tag(tag_sources, SOFTWARE_TAGS)
+
+    return ProbeResult(
+        container=str(fmt.get("format_name", "")),
+        container_long_name=str(fmt.get("format_long_name", "")),
+        duration_s=_float(fmt.get("duration")) or (_float(video.get("duration")) if video else None),
+        bit_rate_bps=_int(fmt.get("bit_rate")),
+        has_video=video is not None,
+        has_audio=audio is not None,
+        video_codec=str(video.get("codec_name", "")) if video else "",
+        coded_width=coded_width,
+        coded_height=coded_height,
+        display_width=display_width,
+        display_height=display_height,
+        rotation_deg=rotation,
+        frame_rate_fps=_rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
+        if video
+        else None,
+        frame_count=_int(video.get("nb_frames")) if video else None,
+        audio_codec=str(audio.get("codec_name", "")) if audio else "",
+        audio_channels=_int(audio.get("channels")) if audio else None,
+        audio_sample_rate_hz=_int(audio.get("sample_rate")) if audio else None,
+        creation_time=creation_time,
+        creation_time_source=creation_source,
+        location=location,
+        location_source=location_source,
+        device_make=make,
+        device_model=model,
+        device_software=software,
+        encoder=encoder_value,
+    )
+
+
+def _tag_sources(fmt: dict[str, Any], streams: list[dict[str, Any]]) -> list[tuple[str, dict[str, str]]]:
+    sources = [("format", fmt.get("tags") or {})]
+    sources += [(f"stream:{s.get('index', i)}", s.get("tags") or {}) for i, s in enumerate(streams)]
+    return sources
+
+
+def _first_tag(sources: list[tuple[str, dict[str, str]]], names: Sequence[str]) -> tuple[str, str]:
+    for name in names:
+        for where, tags in sources:
+            for key, value in tags.items():
+                if key.lower() == name.lower() and str(value).strip():
+                    return str(value).strip(), f"{where}:{key}"
+    return "", ""
+
+
+def _first_datetime(sources: list[tuple[str, dict[str, str]]]) -> tuple[datetime | None, str]:
+    for name in CREATION_TIME_TAGS:
+        for where, tags in sources:
+            for key, value in tags.items():
+                if key.lower() != name.lower():
+                    continue
+                parsed = parse_tag_datetime(str(value))
+                if parsed is not None and parsed not in PLACEHOLDER_DATES:
+                    return parsed, f"{where}:{key}"
+    return None, ""
+
+
+def _first_location(sources: list[tuple[str, dict[str, str]]]) -> tuple[Location | None, str]:
+    for name in LOCATION_TAGS:
+        for where, tags in sources:
+            for key, value in tags.items():
+                if key.lower() == name.lower():
+                    parsed = parse_iso6709(str(value))
+                    if parsed is not None:
+                        return parsed, f"{where}:{key}"
+    return None, ""
+
+
+def parse_tag_datetime(value: str) -> datetime | None:
+    """Return the instant in an ISO 8601 metadata tag, or None if it is not one.
+
+    A value without a UTC offset is taken as UTC, which is what MP4 ``creation_time`` means.
+    """
+    text = value.strip()
+    if not text:
+        return None
+    text = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text)  # +0200 -> +02:00 (QuickTime style)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+_ISO6709 = re.compile(
+    r"^(?P<lat>[+-]\d+(?:\.\d+)?)(?P<lon>[+-]\d+(?:\.\d+)?)(?P<alt>[+-]\d+(?:\.\d+)?)?(?:CRS[^/]*)?/?$"
+)
+
+
+def parse_iso6709(value: str) -> Location | None:
+    """Return the point in an ISO 6709 string such as ``+50.4253+036.8949/``, or None."""
+    match = _ISO6709.match(value.strip())
+    if not match:
+        return None
+    latitude = _iso6709_angle(match["lat"], degree_digits=2)
+    longitude = _iso6709_angle(match["lon"], degree_digits=3)
+    if latitude is None or longitude is None or abs(latitude) > 90 or abs(longitude) > 180:
+        return None
+    altitude = float(match["alt"]) if match["alt"] else None
+    return Location(latitude=latitude, longitude=longitude, altitude_m=altitude)
+
+
+def _iso6709_angle(text: str, *, degree_digits: int) -> float | None:
+    # ISO 6709 allows degrees (DD.D), degrees+minutes (DDMM.M) and degrees+minutes+seconds.
+    sign = -1.0 if text[0] == "-" else 1.0
+    whole, _, fraction = text[1:].partition(".")
+    fraction_value = float(f"0.{fraction}") if fraction else 0.0
+    extra = len(whole) - degree_digits
+    if extra == 0:
+        return sign * (int(whole) + fraction_value)
+    if extra == 2:
+        degrees, minutes = int(whole[:degree_digits]), int(whole[degree_digits:]) + fraction_value
+        return sign * (degrees + minutes / 60)
+    if extra == 4:
+        degrees = int(whole[:degree_digits])
+        minutes = int(whole[degree_digits : degree_digits + 2])
+        seconds = int(whole[degree_digits + 2 :]) + fraction_value
+        return sign * (degrees + minutes / 60 + seconds / 3600)
+    return None
+
+
+def _rotation_deg(video: dict[str, Any]) -> int:
+    """Return the clockwise rotation a player applies, in degrees: 0, 90, 180 or 270."""
+    for side_data in video.get("side_data_list") or []:
+        if "rotation" in side_data:
+            # The display matrix angle is counter-clockwise; players rotate the other way.
+            return int(round(-float(side_data["rotation"]))) % 360
+    rotate_tag = (video.get("tags") or {}).get("rotate")
+    if rotate_tag is not None:
+        try:
+            return int(round(float(rotate_tag))) % 360
+        except ValueError:
+            return 0
+    return 0
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        return None
+    return result if math.isfinite(result) else None
+
+
+def _rate(value: Any) -> float | None:
+    if not value or "/" not in str(value):
+        return _float(value)
+    numerator, denominator = str(value).split("/", 1)
+    num, den = _float(numerator), _float(denominator)
+    if not num or not den:
+        return None
+    return round(num / den, 3)
+
+
+@dataclass(frozen=True)
+class SelectedFrame:
+    """A frame the keyframe pass wrote: file, PTS-based time, picture type and scene score."""
+
+    path: Path
+    timestamp_s: float
+    pict_type: str
+    scene_score: float | None
+
+
+_SHOWINFO = re.compile(r"\bn:\s*(?P<n>\d+)\s+pts:\s*(?P<pts>-?\d+)\s+pts_time:(?P<t>\S+).*?\btype:(?P<type>\w)")
+
+
+def parse_selected_frames(*, stderr: str, metadata_text: str, out_dir: Path) -> list[SelectedFrame]:
+    """Return the frames a ``keyframes_argv`` run wrote, in output order.
+
+    Times come from each frame's PTS as printed by showinfo, so they stay right on variable
+    frame rate video; scene scores come from the metadata file written by the same pass.
+    """
+    infos = [m for line in stderr.splitlines() if "showinfo" in line and (m := _SHOWINFO.search(line))]
+    scores: list[float | None] = []
+    for line in metadata_text.splitlines():
+        if line.startswith("frame:"):
+            scores.append(None)
+        elif line.startswith("lavfi.scene_score=") and scores:
+            scores[-1] = _float(line.split("=", 1)[1])
+    files = sorted(out_dir.glob("frame_*.jpg"))
+    frames = []
+    for index, (info, path) in enumerate(zip(infos, files, strict=False)):
+        timestamp = _float(info["t"])
+        if timestamp is None:
+            continue
+        scene = scores[index] if index < len(scores) else None
+        frames.append(SelectedFrame(path=path, timestamp_s=timestamp, pict_type=info["type"], scene_score=scene))
+    return frames
+
+
+def parse_progress_out_time_s(line: str) -> float | None:
+    """Return the position in seconds from one ``-progress`` line, or None for other keys."""
+    key, _, value = line.partition("=")
+    if key.strip() != "out_time_us":
+        return None
+    micros = _int(value.strip())
+    return micros / 1_000_000 if micros is not None and micros >= 0 else None
+
+
+def parse_version(banner: str) -> str:
+    """Return the version string from ffmpeg's ``-version`` banner, e.g. ``5.1.9-0+deb12u1``."""
+    match = re.search(r"version (\S+)", banner)
+    return match.group(1) if match else ""

@@ -1,0 +1,146 @@
+"""Keyframe choice, perceptual hashes and contact sheets, from frames ffmpeg has written."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagehash
+from PIL import Image, ImageDraw, ImageFont
+
+from verify.ffmpeg import SelectedFrame
+
+REASON_IFRAME = "iframe"
+REASON_SCENE = "scene"
+REASON_INTERVAL = "interval"
+# Float slack when re-reading ffmpeg's own "t - prev_selected_t >= interval" decision.
+_TIME_EPSILON_S = 1e-6
+
+
+@dataclass(frozen=True)
+class CandidateFrame:
+    """A frame ffmpeg selected, with the reasons it qualified and its perceptual hash."""
+
+    frame: SelectedFrame
+    reasons: tuple[str, ...]
+    phash: imagehash.ImageHash
+    width: int
+    height: int
+
+
+def frame_reasons(
+    frames: Sequence[SelectedFrame], *, scene_threshold: float | None, interval_s: float
+) -> list[tuple[str, ...]]:
+    """Return why each selected frame qualified, mirroring the one ``select`` expression."""
+    reasons: list[tuple[str, ...]] = []
+    previous_s: float | None = None
+    for frame in frames:
+        found = []
+        if frame.pict_type == "I":
+            found.append(REASON_IFRAME)
+        if scene_threshold is not None and frame.scene_score is not None and frame.scene_score > scene_threshold:
+            found.append(REASON_SCENE)
+        if previous_s is None or frame.timestamp_s - previous_s >= interval_s - _TIME_EPSILON_S:
+            found.append(REASON_INTERVAL)
+        reasons.append(tuple(found))
+        previous_s = frame.timestamp_s
+    return reasons
+
+
+def frame_hash(path: Path) -> tuple[imagehash.ImageHash, int, int]:
+    """Return the 64-bit DCT perceptual hash of an image file, with its width and height."""
+    with Image.open(path) as image:
+        width, height = image.size
+        # JPEG can decode straight to a reduced size; pHash only looks at 32x32 anyway.
+        image.draft("L", (128, 128))
+        return imagehash.phash(image.convert("L")), width, height
+
+
+def keyframes_choose(
+    candidates: Sequence[CandidateFrame], *, max_count: int, near_duplicate_bits: int
+) -> tuple[list[CandidateFrame], bool]:
+    """Return the keyframes to keep, in time order, and whether the cap cut any off.
+
+    A frame whose hash is within ``near_duplicate_bits`` of the last kept frame adds nothing
+    and is dropped, unless it is the first frame after a cut. When more remain than
+    ``max_count``, scene changes are kept first, then the rest spread evenly over the clip.
+    """
+    kept: list[CandidateFrame] = []
+    for candidate in candidates:
+        if kept and REASON_SCENE not in candidate.reasons:
+            if candidate.phash - kept[-1].phash <= near_duplicate_bits:
+                continue
+        kept.append(candidate)
+    if len(kept) <= max_count:
+        return kept, False
+    scenes = [c for c in kept if REASON_SCENE in c.reasons][:max_count]
+    others = [c for c in kept if REASON_SCENE not in c.reasons]
+    room = max_count - len(scenes)
+    if room > 0 and others:
+        step = len(others) / room
+        others = [others[int(i * step)] for i in range(room)]
+    else:
+        others = []
+    chosen = sorted(scenes + others, key=lambda c: c.frame.timestamp_s)
+    return chosen, True
+
+
+def format_timestamp(seconds: float) -> str:
+    """Return seconds as ``H:MM:SS.mmm`` (hours only when needed)."""
+    millis = round(seconds * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    text = f"{minutes:02d}:{secs:02d}.{millis:03d}"
+    return f"{hours}:{text}" if hours else text
+
+
+CONTACT_SHEET_COLUMNS = 5
+CONTACT_SHEET_TILE_WIDTH = 320
+_LABEL_HEIGHT = 28
+_GAP = 8
+
+
+def contact_sheet_render(tiles: Sequence[tuple[Path, float]], destination: Path) -> tuple[int, int]:
+    """Draw the frames as a grid with each timestamp printed under its tile; return the size.
+
+    Tiles keep their aspect ratio inside a cell as tall as the tallest scaled frame, so
+    portrait phone video and landscape footage sit on the same sheet without distortion.
+    """
+    if not tiles:
+        raise ValueError("a contact sheet needs at least one frame")
+    sizes = []
+    for path, _ in tiles:
+        with Image.open(path) as image:
+            sizes.append(image.size)
+    cell_height = max(round(CONTACT_SHEET_TILE_WIDTH * h / w) for w, h in sizes)
+    cell_height = min(cell_height, CONTACT_SHEET_TILE_WIDTH * 2)
+    columns = min(CONTACT_SHEET_COLUMNS, len(tiles))
+    rows = -(-len(tiles) // columns)
+    sheet_width = columns * CONTACT_SHEET_TILE_WIDTH + (columns + 1) * _GAP
+    sheet_height = rows * (cell_height + _LABEL_HEIGHT) + (rows + 1) * _GAP
+    sheet = Image.new("RGB", (sheet_width, sheet_height), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=18)
+    for index, (path, timestamp_s) in enumerate(tiles):
+        row, column = divmod(index, columns)
+        left = _GAP + column * (CONTACT_SHEET_TILE_WIDTH + _GAP)
+        top = _GAP + row * (cell_height + _LABEL_HEIGHT + _GAP)
+        with Image.open(path) as image:
+            image.draft("RGB", (CONTACT_SHEET_TILE_WIDTH, cell_height))
+            tile = image.convert("RGB")
+            tile.thumbnail((CONTACT_SHEET_TILE_WIDTH, cell_height))
+        offset_x = left + (CONTACT_SHEET_TILE_WIDTH - tile.width) // 2
+        offset_y = top + (cell_height - tile.height) // 2
+        sheet.paste(tile, (offset_x, offset_y))
+        label = format_timestamp(timestamp_s)
+        text_width = draw.textlength(label, font=font)
+        draw.text(
+            (left + (CONTACT_SHEET_TILE_WIDTH - text_width) / 2, top + cell_height + 4),
+            label,
+            fill=(240, 240, 240),
+            font=font,
+        )
+    sheet.save(destination, "JPEG", quality=85)
+    return sheet.size

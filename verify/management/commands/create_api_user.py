@@ -1,0 +1,36 @@
+"""Create (or find) a user and print its API token."""
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rest_framework.authtoken.models import Token
+
+
+class Command(BaseCommand):
+    help = "Create a user (or reuse an existing one) and print its API token."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("username")
+        parser.add_argument("--email", default="")
+        parser.add_argument("--password", help="Also set a password, for logging into the admin.")
+        parser.add_argument("--staff", action="store_true", help="Allow the user into the admin.")
+        parser.add_argument("--superuser", action="store_true")
+
+    def handle(self, *args: Any, username: str, email: str, password: str | None, **options: Any) -> None:
+        if not username.strip():
+            raise CommandError("The username must not be empty.")
+        user_model = get_user_model()
+        user, created = user_model.objects.get_or_create(username=username, defaults={"email": email})
+        if password:
+            user.set_password(password)
+        elif created:
+            user.set_unusable_password()
+        if options["staff"] or options["superuser"]:
+            user.is_staff = True
+        if options["superuser"]:
+            user.is_superuser = True
+        user.save()
+        token, _ = Token.objects.get_or_create(user=user)
+        self.stderr.write(f"{'Created' if created else 'Found'} user {username!r}.")
+        self.stdout.write(token.key)

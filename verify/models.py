@@ -1,0 +1,154 @@
+"""Media evidence: submitted originals, their analysis state, metadata and keyframes."""
+
+from django.conf import settings
+from django.db import models
+
+
+class MediaItem(models.Model):
+    """One submitted file in a case, with the state of its analysis.
+
+    The original is stored write-once under a content-addressed server name; the client's file
+    name is kept only as metadata and never used as a path.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    class Stage(models.TextChoices):
+        WAITING = "waiting"
+        PROBE = "probe"
+        KEYFRAMES = "keyframes"
+        HASHES = "hashes"
+        CONTACT_SHEET = "contact_sheet"
+        DONE = "done"
+
+    class Mode(models.TextChoices):
+        FULL = "full", "I-frames, scene changes and interval samples"
+        FAST = "fast", "I-frames and interval samples, no scene pass"
+
+    TERMINAL_STATES = (State.SUCCEEDED, State.FAILED)
+
+    # The link to the case is by model label only: workflows builds on verify, not the reverse.
+    case = models.ForeignKey("workflows.Case", on_delete=models.PROTECT, related_name="media_items")
+    original = models.FileField(max_length=255, editable=False)
+    original_filename = models.CharField(
+        max_length=255, blank=True, help_text="The name the client sent, for display only."
+    )
+    size_bytes = models.PositiveBigIntegerField(editable=False)
+    sha256 = models.CharField(max_length=64, db_index=True, editable=False)
+    mime_type = models.CharField(max_length=100, blank=True, editable=False)
+    duplicate_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="duplicates",
+        help_text="The earliest item with the same SHA-256, if these bytes were submitted before.",
+    )
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="uploaded_media"
+    )
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.FULL)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED, db_index=True)
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.WAITING)
+    progress_percent = models.PositiveSmallIntegerField(default=0)
+    error_code = models.CharField(max_length=50, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    contact_sheet = models.FileField(max_length=255, blank=True, editable=False)
+    keyframes_truncated = models.BooleanField(
+        default=False, help_text="More frames qualified than the keyframe cap allowed."
+    )
+    ffmpeg_version = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-uploaded_at", "-id"]
+        indexes = [models.Index(fields=["case", "state"])]
+
+    def __str__(self) -> str:
+        return f"media {self.pk} ({self.sha256[:12]})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in self.TERMINAL_STATES
+
+
+class MediaMetadata(models.Model):
+    """What ffprobe says about an original: the raw answer plus normalised fields.
+
+    Every field is null or blank when the file does not carry it; nothing is filled in from
+    the upload time or the file system.
+    """
+
+    media_item = models.OneToOneField(MediaItem, on_delete=models.CASCADE, related_name="metadata")
+    raw = models.JSONField(help_text="ffprobe's JSON answer, unchanged.")
+    container = models.CharField(max_length=100, blank=True)
+    container_long_name = models.CharField(max_length=200, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    bit_rate_bps = models.PositiveBigIntegerField(null=True, blank=True)
+    video_codec = models.CharField(max_length=50, blank=True)
+    coded_width = models.PositiveIntegerField(null=True, blank=True, help_text="Width as stored.")
+    coded_height = models.PositiveIntegerField(null=True, blank=True, help_text="Height as stored.")
+    display_width = models.PositiveIntegerField(null=True, blank=True, help_text="Width after rotation.")
+    display_height = models.PositiveIntegerField(null=True, blank=True, help_text="Height after rotation.")
+    rotation_deg = models.PositiveSmallIntegerField(default=0, help_text="Clockwise display rotation.")
+    frame_rate_fps = models.FloatField(null=True, blank=True)
+    frame_count = models.PositiveIntegerField(null=True, blank=True)
+    audio_codec = models.CharField(max_length=50, blank=True)
+    audio_channels = models.PositiveSmallIntegerField(null=True, blank=True)
+    audio_sample_rate_hz = models.PositiveIntegerField(null=True, blank=True)
+    creation_time = models.DateTimeField(null=True, blank=True)
+    creation_time_source = models.CharField(
+        max_length=200, blank=True, help_text="The tag the creation time was read from."
+    )
+    latitude = models.FloatField(null=True, blank=True)
+    longitude = models.FloatField(null=True, blank=True)
+    altitude_m = models.FloatField(null=True, blank=True)
+    location_source = models.CharField(max_length=200, blank=True)
+    device_make = models.CharField(max_length=200, blank=True)
+    device_model = models.CharField(max_length=200, blank=True)
+    device_software = models.CharField(max_length=200, blank=True)
+    encoder = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        verbose_name_plural = "media metadata"
+
+    def __str__(self) -> str:
+        return f"metadata of media {self.media_item_id}"
+
+
+class Keyframe(models.Model):
+    """A frame chosen from a video: when it is, why it was chosen, and its perceptual hash."""
+
+    class Reason(models.TextChoices):
+        IFRAME = "iframe"
+        SCENE = "scene"
+        INTERVAL = "interval"
+
+    media_item = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="keyframes")
+    timestamp_s = models.FloatField(help_text="Presentation time of the frame, from its PTS.")
+    reasons = models.JSONField(default=list, help_text="Why the frame was chosen.")
+    scene_score = models.FloatField(null=True, blank=True)
+    image = models.FileField(max_length=255)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    phash = models.CharField(max_length=16, help_text="64-bit DCT perceptual hash, hex.")
+    source_sha256 = models.CharField(max_length=64, help_text="SHA-256 of the original it came from.")
+
+    class Meta:
+        ordering = ["media_item", "timestamp_s"]
+        constraints = [
+            models.UniqueConstraint(fields=["media_item", "timestamp_s"], name="keyframe_unique_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"keyframe {self.timestamp_s:.3f}s of media {self.media_item_id}"

@@ -1,0 +1,1 @@
+"""Cases and the review workflow built on the media-evidence domain."""

@@ -1,0 +1,18 @@
+"""Routes of the REST API, version 1."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from workflows.api.views import CaseViewSet, KeyframeViewSet, MediaItemViewSet
+
+router = DefaultRouter()
+router.register("cases", CaseViewSet, basename="case")
+router.register("media", MediaItemViewSet, basename="mediaitem")
+router.register("keyframes", KeyframeViewSet, basename="keyframe")
+
+urlpatterns = [
+    path("", include(router.urls)),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+]
