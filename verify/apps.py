@@ -16,4 +16,5 @@ class VerifyConfig(AppConfig):
         for key in ("data_folder_in", "data_folder_out", "processed_folder"):
             if key in broker_options:
                 Path(broker_options[key]).mkdir(parents=True, exist_ok=True)
-        Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
+        for folder in (settings.VAR_DIR, settings.STATIC_ROOT):
+            Path(folder).mkdir(parents=True, exist_ok=True)
