@@ -14,7 +14,8 @@ from pathlib import Path
 def _bootstrap() -> None:
     path = Path(__file__).resolve().parent / "verify" / "bootstrap.py"
     spec = importlib.util.spec_from_file_location("verify_bootstrap", path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"cannot load {path}")
     bootstrap = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bootstrap)
     if not bootstrap.in_project_venv():

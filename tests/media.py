@@ -48,9 +48,7 @@ def shots_clip(
 def single_shot_clip(path: Path, *, duration_s: float = 2.0, size: str = "320x240", source: str = "testsrc2") -> Path:
     """Write a short single-shot clip without audio."""
     video = ffmpeg.input(f"{source}=s={size}:r=25", f="lavfi", t=duration_s)
-    video.output(str(path), vcodec="libx264", pix_fmt="yuv420p", preset="veryfast").overwrite_output().run(
-        quiet=True
-    )
+    video.output(str(path), vcodec="libx264", pix_fmt="yuv420p", preset="veryfast").overwrite_output().run(quiet=True)
     return path
 
 

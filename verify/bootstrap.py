@@ -45,11 +45,7 @@ def _say(message: str) -> None:
 def _missing_binaries(command: str) -> dict[str, str]:
     wanted = APT_PACKAGES[command]
     overrides = {"ffmpeg": os.environ.get("FFMPEG_BINARY"), "ffprobe": os.environ.get("FFPROBE_BINARY")}
-    return {
-        binary: package
-        for binary, package in wanted.items()
-        if not shutil.which(overrides.get(binary) or binary)
-    }
+    return {binary: package for binary, package in wanted.items() if not shutil.which(overrides.get(binary) or binary)}
 
 
 def _apt_prefix() -> list[str] | None:

@@ -59,9 +59,7 @@ STDERR_TAIL_CHARS = 2000
 class FFmpegError(Exception):
     """ffmpeg or ffprobe exited non-zero or overran its time limit."""
 
-    def __init__(
-        self, argv0: str, exit_code: int | None, stderr_tail: str, *, timed_out: bool, stdout: str = ""
-    ):
+    def __init__(self, argv0: str, exit_code: int | None, stderr_tail: str, *, timed_out: bool, stdout: str = ""):
         self.argv0 = argv0
         self.exit_code = exit_code
         self.stderr_tail = stderr_tail
@@ -115,9 +113,10 @@ def run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=preexec,  # noqa: PLW1509 - only sets rlimits
+        preexec_fn=preexec,
     )
-    assert proc.stdout is not None and proc.stderr is not None
+    if proc.stdout is None or proc.stderr is None:
+        raise RuntimeError("subprocess pipes were not created")
     chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
     pending_line = b""
     deadline = time.monotonic() + timeout_s
@@ -322,11 +321,7 @@ def parse_probe(data: dict[str, Any]) -> ProbeResult:
     fmt = data.get("format") or {}
     streams = data.get("streams") or []
     video = next(
-        (
-            s
-            for s in streams
-            if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
-        ),
+        (s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")),
         None,
     )
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
@@ -359,9 +354,7 @@ def parse_probe(data: dict[str, Any]) -> ProbeResult:
         display_width=display_width,
         display_height=display_height,
         rotation_deg=rotation,
-        frame_rate_fps=_rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
-        if video
-        else None,
+        frame_rate_fps=_rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate")) if video else None,
         frame_count=_int(video.get("nb_frames")) if video else None,
         audio_codec=str(audio.get("codec_name", "")) if audio else "",
         audio_channels=_int(audio.get("channels")) if audio else None,

@@ -48,9 +48,7 @@ class MediaItem(models.Model):
         related_name="duplicates",
         help_text="The earliest item with the same SHA-256, if these bytes were submitted before.",
     )
-    uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="uploaded_media"
-    )
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="uploaded_media")
     uploaded_at = models.DateTimeField(auto_now_add=True)
 
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.FULL)

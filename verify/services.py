@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 _HASH_CHUNK_BYTES = 1024 * 1024
 # Progress percent at the start of each stage; the keyframe pass fills the span to HASHES.
-_STAGE_PERCENT = {
+_STAGE_PERCENT: dict[str, int] = {
     MediaItem.Stage.PROBE: 2,
     MediaItem.Stage.KEYFRAMES: 5,
     MediaItem.Stage.HASHES: 80,
@@ -69,6 +69,21 @@ def _sha256_of(upload: File[Any]) -> str:
     return digest.hexdigest()
 
 
+# Bidirectional overrides and isolates can make "cod.exe" read as "exe.doc" on screen.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+
+
+def escape_client_filename(name: str) -> str:
+    """Return the client's file name with control and bidi characters written as escapes.
+
+    The name is metadata for display only; it never becomes a path.
+    """
+    escaped = "".join(
+        f"\\u{ord(char):04x}" if (not char.isprintable() or char in _BIDI_CONTROLS) else char for char in name
+    )
+    return escaped[:255]
+
+
 def _sniff_mime_type(upload: File[Any]) -> str:
     upload.seek(0)
     head = upload.read(8192)
@@ -77,9 +92,7 @@ def _sniff_mime_type(upload: File[Any]) -> str:
     return kind.mime if kind else "application/octet-stream"
 
 
-def media_item_create(
-    *, case: Any, upload: UploadedFile, uploaded_by: Any, mode: str = ""
-) -> MediaItem:
+def media_item_create(*, case: Any, upload: UploadedFile, uploaded_by: Any, mode: str = "") -> MediaItem:
     """Store an uploaded original write-once, record it in the case and queue its analysis.
 
     The SHA-256 is the one computed while the upload streamed (``HashingUploadHandler``);
@@ -95,7 +108,7 @@ def media_item_create(
         item = MediaItem.objects.create(
             case=case,
             original=name,
-            original_filename=(upload.name or "")[:255],
+            original_filename=escape_client_filename(upload.name or ""),
             size_bytes=upload.size or 0,
             sha256=sha256,
             mime_type=mime_type,
@@ -211,13 +224,9 @@ def _probe(path: Path) -> tuple[dict[str, Any], ffmpeg.ProbeResult]:
         if exc.timed_out:
             raise AnalysisFailure("probe_timeout", "Reading the file's structure took too long.") from exc
         reason = _probe_error_text(exc.stdout)
-        raise AnalysisFailure(
-            "unreadable_media", f"The file could not be read as audio or video ({reason})."
-        ) from exc
+        raise AnalysisFailure("unreadable_media", f"The file could not be read as audio or video ({reason}).") from exc
     except ffmpeg.ProbeParseError as exc:
-        raise AnalysisFailure(
-            "unreadable_media", f"The file could not be read as audio or video ({exc})."
-        ) from exc
+        raise AnalysisFailure("unreadable_media", f"The file could not be read as audio or video ({exc}).") from exc
     return raw, ffmpeg.parse_probe(raw)
 
 
@@ -265,9 +274,7 @@ def _metadata_save(item: MediaItem, raw: dict[str, Any], probe: ffmpeg.ProbeResu
     )
 
 
-def _keyframes_extract(
-    item: MediaItem, path: Path, probe: ffmpeg.ProbeResult, workdir: Path
-) -> list[CandidateFrame]:
+def _keyframes_extract(item: MediaItem, path: Path, probe: ffmpeg.ProbeResult, workdir: Path) -> list[CandidateFrame]:
     _progress(item, MediaItem.Stage.KEYFRAMES)
     out_dir = workdir / "frames"
     out_dir.mkdir()
@@ -401,7 +408,5 @@ def _finish(item: MediaItem, *, state: str, code: str = "", message: str = "") -
             updated_at=timezone.now(),
         )
         transaction.on_commit(
-            functools.partial(
-                analysis_finished.send, sender=MediaItem, media_item_id=item.pk, case_id=item.case_id
-            )
+            functools.partial(analysis_finished.send, sender=MediaItem, media_item_id=item.pk, case_id=item.case_id)
         )

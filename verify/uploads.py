@@ -4,7 +4,7 @@ import hashlib
 from typing import Any
 
 from django.conf import settings
-from django.core.files.uploadedfile import TemporaryUploadedFile
+from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from rest_framework import status
 from rest_framework.exceptions import APIException
@@ -48,9 +48,10 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
         self.digest.update(raw_data)
         self.file.write(raw_data)
 
-    def file_complete(self, file_size: int) -> TemporaryUploadedFile:
+    def file_complete(self, file_size: int) -> UploadedFile | None:
         uploaded = super().file_complete(file_size)
-        uploaded.sha256 = self.digest.hexdigest()  # type: ignore[attr-defined]
+        if uploaded is not None:
+            uploaded.sha256 = self.digest.hexdigest()  # type: ignore[attr-defined]
         return uploaded
 
     def _too_large(self) -> UploadTooLarge:

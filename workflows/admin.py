@@ -8,7 +8,7 @@ from workflows.models import Case
 
 class MediaItemInline(admin.TabularInline):
     model = MediaItem
-    fields = ["original_filename", "sha256", "size_bytes", "state", "stage", "progress_percent", "error_code"]
+    fields = ("original_filename", "sha256", "size_bytes", "state", "stage", "progress_percent", "error_code")
     readonly_fields = fields
     extra = 0
     can_delete = False

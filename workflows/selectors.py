@@ -26,8 +26,10 @@ def media_item_list_for_user(*, user: Any) -> QuerySet[MediaItem]:
 def media_item_detail_for_user(*, user: Any) -> QuerySet[MediaItem]:
     """Return the visible media items with metadata and keyframes loaded for a detail view."""
     keyframes = Keyframe.objects.order_by("timestamp_s")
-    return media_item_list_for_user(user=user).select_related("metadata").prefetch_related(
-        Prefetch("keyframes", queryset=keyframes)
+    return (
+        media_item_list_for_user(user=user)
+        .select_related("metadata")
+        .prefetch_related(Prefetch("keyframes", queryset=keyframes))
     )
 
 

@@ -39,15 +39,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             "The server hit an unexpected error; nothing you submitted was lost. Try again later.",
         )
 
-    assert isinstance(exc, exceptions.APIException)
+    if not isinstance(exc, exceptions.APIException):  # a handler answered for a non-API exception
+        return response
     if isinstance(exc, exceptions.ValidationError):
-        fields = exc.get_full_details()
+        details = exc.get_full_details()
+        fields: Any = details if isinstance(details, dict) else {"non_field_errors": details}
         message = "Some fields are missing or invalid."
-        if isinstance(fields, dict) and set(fields) == {"non_field_errors"}:
-            message = str(exc.detail["non_field_errors"][0])  # type: ignore[index,call-overload]
-        elif isinstance(fields, list):
-            message = str(fields[0]["message"]) if fields else message
-            fields = {"non_field_errors": fields}
+        if set(fields) == {"non_field_errors"} and fields["non_field_errors"]:
+            message = str(fields["non_field_errors"][0]["message"])
         return error_response(response.status_code, "invalid", message, fields)
     codes = exc.get_codes()
     code = codes if isinstance(codes, str) else exc.default_code
@@ -58,4 +57,3 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         if header in response:
             answer[header] = response[header]
     return answer
-

@@ -112,4 +112,3 @@ class MediaItemDetailSerializer(MediaItemSerializer):
         if not item.contact_sheet:
             return None
         return reverse("mediaitem-contact-sheet", args=[item.pk], request=self.context.get("request"))
-

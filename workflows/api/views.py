@@ -29,7 +29,7 @@ def _stored_file_response(name: str, *, content_type: str, attachment_name: str 
         default_storage.open(name, "rb"),
         content_type=content_type,
         as_attachment=bool(attachment_name),
-        filename=attachment_name or None,
+        filename=attachment_name,
     )
     response["Cache-Control"] = "private, max-age=3600"
     return response
