@@ -13,7 +13,7 @@ class VerifyConfig(AppConfig):
     def ready(self) -> None:
         # Embedded defaults keep everything under var/; make sure its folders exist.
         broker_options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
-        for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
             if key in broker_options:
                 Path(broker_options[key]).mkdir(parents=True, exist_ok=True)
         for folder in (settings.VAR_DIR, settings.STATIC_ROOT):

@@ -208,44 +208,110 @@ def version_argv(*, ffmpeg: str) -> list[str]:
     return [ffmpeg, "-hide_banner", "-version"]
 
 
+# Size of the grey copy the scene score is computed on: fine texture and sensor noise
+# average out, so a busy shot does not hide the cut that ends it.
+SCENE_SCORE_SIZE = (160, 90)
+
+
 def keyframes_argv(
     path: Path,
     *,
     ffmpeg: str,
     out_dir: Path,
-    metadata_file: Path,
-    scene_threshold: float | None,
+    candidates_file: Path,
+    scores_file: Path,
+    scene_candidate_threshold: float | None,
     interval_s: float,
     max_frames: int,
 ) -> list[str]:
-    """Return ffmpeg argv that writes the selected frames of path as upright JPEGs, in one pass.
+    """Return ffmpeg argv that writes keyframe candidates of path as upright JPEGs, in one pass.
 
-    One decode feeds one ``select`` expression that keeps a frame when it is an I-frame, when
-    its scene score exceeds ``scene_threshold`` (the first frame after a hard cut), or when
-    ``interval_s`` has passed since the last kept frame. ``scene_threshold=None`` is the fast
-    mode: only key frames are decoded (``-skip_frame nokey``) and there is no scene term.
-    The scene score of each kept frame is written to ``metadata_file``; ``showinfo`` prints its
-    PTS and picture type on stderr. ffmpeg's default autorotation makes the frames upright.
+    The decoded video is split in two. The full-resolution branch keeps a frame when it is an
+    I-frame, when ``interval_s`` has passed since the last kept frame, or when its full-size
+    scene score passes the low ``scene_candidate_threshold``; those frames are written as JPEGs
+    and ``showinfo`` prints their PTS and picture type on stderr. The second branch scales
+    every frame to a small grey copy and writes its scene score to ``scores_file``, which is
+    what decides whether a candidate really follows a cut.
+
+    ``scene_candidate_threshold=None`` is the fast mode: only key frames are decoded
+    (``-skip_frame nokey``) and there is no scene branch. ffmpeg's default autorotation makes
+    the frames upright.
     """
     input_options = _hardened_input_options()
     terms = ["eq(pict_type,I)", "isnan(prev_selected_t)", f"gte(t-prev_selected_t,{interval_s:g})"]
-    if scene_threshold is None:
+    if scene_candidate_threshold is None:
         input_options["skip_frame"] = "nokey"
     else:
-        terms.insert(1, f"gt(scene,{scene_threshold:g})")
-    video = (
-        ffmpeg_python.input(_input_url(path), **input_options)
-        .video.filter("select", "+".join(terms))
-        .filter("metadata", mode="print", file=str(metadata_file))
+        terms.insert(1, f"gt(scene,{scene_candidate_threshold:g})")
+    decoded = ffmpeg_python.input(_input_url(path), **input_options).video
+    if scene_candidate_threshold is not None:
+        branches = decoded.split()
+        full, small = branches[0], branches[1]
+    else:
+        full, small = decoded, None
+    frames = (
+        full.filter("select", "+".join(terms))
+        .filter("metadata", mode="print", file=str(candidates_file))
         .filter("showinfo")
+        .output(str(out_dir / "frame_%06d.jpg"), f="image2", fps_mode="vfr", **{"frames:v": max_frames, "q:v": 2})
     )
-    output = video.output(
-        str(out_dir / "frame_%06d.jpg"),
-        f="image2",
-        fps_mode="vfr",
-        **{"frames:v": max_frames, "q:v": 2},
-    ).global_args("-nostdin", "-hide_banner", "-nostats", "-progress", "pipe:1")
-    return list(output.compile(cmd=ffmpeg))
+    outputs = [frames]
+    if small is not None:
+        width, height = SCENE_SCORE_SIZE
+        scores = (
+            small.filter("scale", width, height, flags="fast_bilinear")
+            .filter("format", "gray")
+            .filter("select", "gte(scene,0)")
+            .filter("metadata", mode="print", file=str(scores_file))
+            .output("-", f="null")
+        )
+        outputs.append(scores)
+    merged = ffmpeg_python.merge_outputs(*outputs).global_args(
+        "-nostdin", "-hide_banner", "-nostats", "-progress", "pipe:1"
+    )
+    return list(merged.compile(cmd=ffmpeg))
+
+
+# Visually distinct lavfi sources: each boundary between two neighbours is a hard cut.
+REFERENCE_SOURCES = (
+    "testsrc2", "mandelbrot", "smptehdbars", "cellauto", "rgbtestsrc", "life", "gradients", "testsrc",
+)  # fmt: skip
+
+
+def reference_clip_argv(
+    path: Path,
+    *,
+    ffmpeg: str,
+    shots: int = 8,
+    shot_s: float = 15.0,
+    size: str = "1280x720",
+    fps: int = 30,
+    video_bitrate: str = "2500k",
+) -> list[str]:
+    """Return ffmpeg argv that writes a reproducible multi-shot H.264 + AAC clip to path.
+
+    Shot i comes from ``REFERENCE_SOURCES[i]`` (cycled), so the hard cuts fall at multiples
+    of ``shot_s``; light temporal noise keeps the encoder and the scene detector honest.
+    """
+    sources = [REFERENCE_SOURCES[i % len(REFERENCE_SOURCES)] for i in range(shots)]
+    clips = [
+        ffmpeg_python.input(f"{source}=s={size}:r={fps}", f="lavfi", t=shot_s).video.filter("setsar", "1")
+        for source in sources
+    ]
+    video = ffmpeg_python.concat(*clips, v=1, a=0).filter("noise", alls=5, allf="t").filter("format", "yuv420p")
+    audio = ffmpeg_python.input(f"anoisesrc=d={shots * shot_s:g}:c=pink:a=0.05", f="lavfi").audio
+    output = ffmpeg_python.output(
+        video,
+        audio,
+        str(path),
+        vcodec="libx264",
+        preset="veryfast",
+        **{"b:v": video_bitrate, "maxrate": video_bitrate, "bufsize": "5000k"},
+        acodec="aac",
+        **{"b:a": "128k"},
+        movflags="+faststart",
+    ).global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+    return list(output.overwrite_output().compile(cmd=ffmpeg))
 
 
 # --- parsers --------------------------------------------------------------------------------
@@ -505,39 +571,46 @@ def _rate(value: Any) -> float | None:
 
 @dataclass(frozen=True)
 class SelectedFrame:
-    """A frame the keyframe pass wrote: file, PTS-based time, picture type and scene score."""
+    """A frame the keyframe pass wrote: its file, PTS-based time and picture type."""
 
     path: Path
     timestamp_s: float
     pict_type: str
-    scene_score: float | None
 
 
 _SHOWINFO = re.compile(r"\bn:\s*(?P<n>\d+)\s+pts:\s*(?P<pts>-?\d+)\s+pts_time:(?P<t>\S+).*?\btype:(?P<type>\w)")
 
 
-def parse_selected_frames(*, stderr: str, metadata_text: str, out_dir: Path) -> list[SelectedFrame]:
+def parse_selected_frames(*, stderr: str, out_dir: Path) -> list[SelectedFrame]:
     """Return the frames a ``keyframes_argv`` run wrote, in output order.
 
     Times come from each frame's PTS as printed by showinfo, so they stay right on variable
-    frame rate video; scene scores come from the metadata file written by the same pass.
+    frame rate video.
     """
     infos = [m for line in stderr.splitlines() if "showinfo" in line and (m := _SHOWINFO.search(line))]
-    scores: list[float | None] = []
-    for line in metadata_text.splitlines():
-        if line.startswith("frame:"):
-            scores.append(None)
-        elif line.startswith("lavfi.scene_score=") and scores:
-            scores[-1] = _float(line.split("=", 1)[1])
     files = sorted(out_dir.glob("frame_*.jpg"))
     frames = []
-    for index, (info, path) in enumerate(zip(infos, files, strict=False)):
+    for info, path in zip(infos, files, strict=False):
         timestamp = _float(info["t"])
-        if timestamp is None:
-            continue
-        scene = scores[index] if index < len(scores) else None
-        frames.append(SelectedFrame(path=path, timestamp_s=timestamp, pict_type=info["type"], scene_score=scene))
+        if timestamp is not None:
+            frames.append(SelectedFrame(path=path, timestamp_s=timestamp, pict_type=info["type"]))
     return frames
+
+
+def parse_scene_scores(text: str) -> list[tuple[float, float]]:
+    """Return (time in seconds, scene score) for every frame in a ``metadata=mode=print`` file."""
+    scores: list[tuple[float, float]] = []
+    timestamp: float | None = None
+    for line in text.splitlines():
+        if line.startswith("frame:"):
+            match = re.search(r"pts_time:(\S+)", line)
+            timestamp = _float(match.group(1)) if match else None
+        elif line.startswith("lavfi.scene_score=") and timestamp is not None:
+            score = _float(line.split("=", 1)[1])
+            if score is not None:
+                scores.append((timestamp, score))
+            timestamp = None
+    return scores
 
 
 def parse_progress_out_time_s(line: str) -> float | None:

@@ -14,38 +14,82 @@ from verify.ffmpeg import SelectedFrame
 REASON_IFRAME = "iframe"
 REASON_SCENE = "scene"
 REASON_INTERVAL = "interval"
-# Float slack when re-reading ffmpeg's own "t - prev_selected_t >= interval" decision.
+# Float slack when comparing PTS-derived times printed by ffmpeg.
 _TIME_EPSILON_S = 1e-6
 
 
 @dataclass(frozen=True)
-class CandidateFrame:
-    """A frame ffmpeg selected, with the reasons it qualified and its perceptual hash."""
+class JudgedFrame:
+    """A frame kept from the keyframe pass, with the reasons it qualified."""
 
     frame: SelectedFrame
     reasons: tuple[str, ...]
+    scene_score: float | None
+
+
+@dataclass(frozen=True)
+class CandidateFrame:
+    """A kept frame with its perceptual hash and size, ready for near-duplicate dropping."""
+
+    frame: SelectedFrame
+    reasons: tuple[str, ...]
+    scene_score: float | None
     phash: imagehash.ImageHash
     width: int
     height: int
 
 
-def frame_reasons(
-    frames: Sequence[SelectedFrame], *, scene_threshold: float | None, interval_s: float
-) -> list[tuple[str, ...]]:
-    """Return why each selected frame qualified, mirroring the one ``select`` expression."""
-    reasons: list[tuple[str, ...]] = []
-    previous_s: float | None = None
-    for frame in frames:
-        found = []
+def scene_cuts(
+    scores: Sequence[tuple[float, float]], *, threshold: float, min_shot_s: float
+) -> list[tuple[float, float]]:
+    """Return (time, score) of each hard cut: a score above threshold that starts a new shot.
+
+    A shot shorter than ``min_shot_s`` is not believed: the first frames after a cut often
+    score high again while the new picture settles, and that is the same cut.
+    """
+    cuts: list[tuple[float, float]] = []
+    for timestamp, score in scores:
+        if score > threshold and (not cuts or timestamp - cuts[-1][0] >= min_shot_s):
+            cuts.append((timestamp, score))
+    return cuts
+
+
+def frames_judge(
+    frames: Sequence[SelectedFrame],
+    *,
+    cuts: Sequence[tuple[float, float]],
+    scores: Sequence[tuple[float, float]],
+    interval_s: float,
+    cut_window_s: float = 0.5,
+) -> list[JudgedFrame]:
+    """Return the frames worth keeping and why: I-frames, the first frame after each cut, and
+    interval samples; a scene candidate that no cut confirms is dropped.
+    """
+    score_at = {round(t, 3): score for t, score in scores}
+    after_cut: dict[int, float] = {}
+    for cut_s, score in cuts:
+        index = next(
+            (i for i, f in enumerate(frames) if cut_s - _TIME_EPSILON_S <= f.timestamp_s <= cut_s + cut_window_s),
+            None,
+        )
+        if index is not None:
+            after_cut.setdefault(index, score)
+    judged: list[JudgedFrame] = []
+    last_kept_s: float | None = None
+    for index, frame in enumerate(frames):
+        reasons = []
         if frame.pict_type == "I":
-            found.append(REASON_IFRAME)
-        if scene_threshold is not None and frame.scene_score is not None and frame.scene_score > scene_threshold:
-            found.append(REASON_SCENE)
-        if previous_s is None or frame.timestamp_s - previous_s >= interval_s - _TIME_EPSILON_S:
-            found.append(REASON_INTERVAL)
-        reasons.append(tuple(found))
-        previous_s = frame.timestamp_s
-    return reasons
+            reasons.append(REASON_IFRAME)
+        if index in after_cut:
+            reasons.append(REASON_SCENE)
+        if last_kept_s is None or frame.timestamp_s - last_kept_s >= interval_s - _TIME_EPSILON_S:
+            reasons.append(REASON_INTERVAL)
+        if not reasons:
+            continue
+        score = after_cut.get(index, score_at.get(round(frame.timestamp_s, 3)))
+        judged.append(JudgedFrame(frame=frame, reasons=tuple(reasons), scene_score=score))
+        last_kept_s = frame.timestamp_s
+    return judged
 
 
 def frame_hash(path: Path) -> tuple[imagehash.ImageHash, int, int]:

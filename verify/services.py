@@ -22,7 +22,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from verify import ffmpeg
-from verify.frames import CandidateFrame, contact_sheet_render, frame_hash, frame_reasons, keyframes_choose
+from verify.frames import (
+    CandidateFrame,
+    contact_sheet_render,
+    frame_hash,
+    frames_judge,
+    keyframes_choose,
+    scene_cuts,
+)
 from verify.models import Keyframe, MediaItem, MediaMetadata
 from verify.signals import analysis_finished
 
@@ -278,17 +285,19 @@ def _keyframes_extract(item: MediaItem, path: Path, probe: ffmpeg.ProbeResult, w
     _progress(item, MediaItem.Stage.KEYFRAMES)
     out_dir = workdir / "frames"
     out_dir.mkdir()
-    metadata_file = workdir / "scene-scores.txt"
-    scene_threshold = None if item.mode == MediaItem.Mode.FAST else settings.VERIFY_SCENE_THRESHOLD
+    scores_file = workdir / "scene-scores.txt"
+    fast = item.mode == MediaItem.Mode.FAST
     interval_s = settings.VERIFY_KEYFRAME_INTERVAL_S
     argv = ffmpeg.keyframes_argv(
         path,
         ffmpeg=settings.FFMPEG_BINARY,
         out_dir=out_dir,
-        metadata_file=metadata_file,
-        scene_threshold=scene_threshold,
+        candidates_file=workdir / "candidate-scores.txt",
+        scores_file=scores_file,
+        scene_candidate_threshold=None if fast else settings.VERIFY_SCENE_CANDIDATE_THRESHOLD,
         interval_s=interval_s,
-        # Near-duplicates are dropped afterwards, so let ffmpeg write more than the cap.
+        # Unconfirmed candidates and near-duplicates are dropped afterwards, so let ffmpeg
+        # write more than the cap.
         max_frames=settings.VERIFY_MAX_KEYFRAMES * 4,
     )
     try:
@@ -303,15 +312,24 @@ def _keyframes_extract(item: MediaItem, path: Path, probe: ffmpeg.ProbeResult, w
         raise AnalysisFailure(
             "decode_failed", f"ffmpeg could not decode the video stream (exit code {exc.exit_code})."
         ) from exc
-    metadata_text = metadata_file.read_text() if metadata_file.exists() else ""
-    frames = ffmpeg.parse_selected_frames(stderr=result.stderr, metadata_text=metadata_text, out_dir=out_dir)
+    frames = ffmpeg.parse_selected_frames(stderr=result.stderr, out_dir=out_dir)
     if not frames:
         raise AnalysisFailure("no_decodable_frames", "The video stream holds no frame that could be decoded.")
-    reasons = frame_reasons(frames, scene_threshold=scene_threshold, interval_s=interval_s)
+    scores = ffmpeg.parse_scene_scores(scores_file.read_text()) if scores_file.exists() else []
+    cuts = scene_cuts(scores, threshold=settings.VERIFY_SCENE_THRESHOLD, min_shot_s=settings.VERIFY_MIN_SHOT_S)
     candidates = []
-    for frame, why in zip(frames, reasons, strict=True):
-        phash, width, height = frame_hash(frame.path)
-        candidates.append(CandidateFrame(frame=frame, reasons=why, phash=phash, width=width, height=height))
+    for judged in frames_judge(frames, cuts=cuts, scores=scores, interval_s=interval_s):
+        phash, width, height = frame_hash(judged.frame.path)
+        candidates.append(
+            CandidateFrame(
+                frame=judged.frame,
+                reasons=judged.reasons,
+                scene_score=judged.scene_score,
+                phash=phash,
+                width=width,
+                height=height,
+            )
+        )
     return candidates
 
 
@@ -359,7 +377,7 @@ def _keyframes_save(item: MediaItem, chosen: list[CandidateFrame], *, truncated:
                 media_item=item,
                 timestamp_s=candidate.frame.timestamp_s,
                 reasons=list(candidate.reasons),
-                scene_score=candidate.frame.scene_score,
+                scene_score=candidate.scene_score,
                 image=name,
                 width=candidate.width,
                 height=candidate.height,

@@ -186,6 +186,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -213,7 +214,12 @@ VERIFY_FFPROBE_TIMEOUT_S = env_positive_float("VERIFY_FFPROBE_TIMEOUT_S", 60.0)
 VERIFY_FFMPEG_TIMEOUT_S = env_positive_float("VERIFY_FFMPEG_TIMEOUT_S", 1800.0)
 VERIFY_MAX_KEYFRAMES = env_positive_int("VERIFY_MAX_KEYFRAMES", 200)
 VERIFY_KEYFRAME_INTERVAL_S = env_positive_float("VERIFY_KEYFRAME_INTERVAL_S", 10.0)
+# A cut is a scene score above VERIFY_SCENE_THRESHOLD on a small grey copy of the frames;
+# full-size frames scoring above the lower candidate threshold are written so that the first
+# frame after every cut is at hand without a second decoding pass.
 VERIFY_SCENE_THRESHOLD = env_positive_float("VERIFY_SCENE_THRESHOLD", 0.3)
+VERIFY_SCENE_CANDIDATE_THRESHOLD = env_positive_float("VERIFY_SCENE_CANDIDATE_THRESHOLD", 0.08)
+VERIFY_MIN_SHOT_S = env_positive_float("VERIFY_MIN_SHOT_S", 0.5)
 # Two neighbouring frames whose 64-bit pHashes differ in at most this many bits are the same picture.
 VERIFY_NEAR_DUPLICATE_BITS = env.int("VERIFY_NEAR_DUPLICATE_BITS", default=6)
 VERIFY_ANALYSIS_MODE = env.str("VERIFY_ANALYSIS_MODE", default="full")

@@ -70,21 +70,28 @@ def test_probe_argv_refuses_a_relative_path():
         ffmpeg.probe_argv(Path("-i"), ffprobe="ffprobe")
 
 
-def test_keyframes_argv_full_mode_is_one_pass_with_three_selectors(tmp_path):
-    argv = ffmpeg.keyframes_argv(
+def keyframes_argv(tmp_path: Path, candidate_threshold: float | None) -> list[str]:
+    return ffmpeg.keyframes_argv(
         Path("/srv/x"),
         ffmpeg="ffmpeg",
         out_dir=tmp_path,
-        metadata_file=tmp_path / "scores.txt",
-        scene_threshold=0.3,
+        candidates_file=tmp_path / "candidates.txt",
+        scores_file=tmp_path / "scores.txt",
+        scene_candidate_threshold=candidate_threshold,
         interval_s=10,
         max_frames=800,
     )
 
+
+def test_keyframes_argv_full_mode_is_one_decoding_pass_with_three_selectors(tmp_path):
+    argv = keyframes_argv(tmp_path, 0.08)
+
     assert argv.count("-i") == 1
     graph = argv[argv.index("-filter_complex") + 1]
-    assert "select=eq(pict_type\\,I)+gt(scene\\,0.3)+isnan(prev_selected_t)+gte(t-prev_selected_t\\,10)" in graph
-    assert "showinfo" in graph and "metadata=" in graph
+    assert graph.count("split") == 1
+    assert "select=eq(pict_type\\,I)+gt(scene\\,0.08)+isnan(prev_selected_t)+gte(t-prev_selected_t\\,10)" in graph
+    assert "scale=160:90:flags=fast_bilinear" in graph and "select=gte(scene\\,0)" in graph
+    assert "showinfo" in graph
     assert "-skip_frame" not in argv
     assert argv[argv.index("-fps_mode") + 1] == "vfr"
     assert argv[argv.index("-frames:v") + 1] == "800"
@@ -93,19 +100,12 @@ def test_keyframes_argv_full_mode_is_one_pass_with_three_selectors(tmp_path):
 
 
 def test_keyframes_argv_fast_mode_decodes_key_frames_only(tmp_path):
-    argv = ffmpeg.keyframes_argv(
-        Path("/srv/x"),
-        ffmpeg="ffmpeg",
-        out_dir=tmp_path,
-        metadata_file=tmp_path / "scores.txt",
-        scene_threshold=None,
-        interval_s=10,
-        max_frames=800,
-    )
+    argv = keyframes_argv(tmp_path, None)
 
     assert argv[argv.index("-skip_frame") + 1] == "nokey"
     assert argv.index("-skip_frame") < argv.index("-i")
-    assert "scene" not in argv[argv.index("-filter_complex") + 1]
+    graph = argv[argv.index("-filter_complex") + 1]
+    assert "scene" not in graph and "split" not in graph
 
 
 def test_parse_probe_normalises_an_iphone_clip():
@@ -201,7 +201,7 @@ def test_parse_probe_json_reports_ffprobe_errors():
         ffmpeg.parse_probe_json(json.dumps({"error": {"code": -1094995529, "string": "Invalid data found"}}))
 
 
-def test_parse_selected_frames_pairs_showinfo_with_scene_scores(tmp_path):
+def test_parse_selected_frames_reads_pts_time_and_picture_type(tmp_path):
     for index in (1, 2):
         (tmp_path / f"frame_{index:06d}.jpg").write_bytes(b"")
     stderr = (
@@ -211,15 +211,20 @@ def test_parse_selected_frames_pairs_showinfo_with_scene_scores(tmp_path):
         "[Parsed_showinfo_2 @ 0x1] n:   1 pts:  30720 pts_time:2.04    pos: 99 fmt:yuv420p s:320x240 "
         "i:P iskey:0 type:P checksum:2\n"
     )
-    scores = (
+
+    frames = ffmpeg.parse_selected_frames(stderr=stderr, out_dir=tmp_path)
+
+    assert [(f.timestamp_s, f.pict_type) for f in frames] == [(0.0, "I"), (2.04, "P")]
+    assert frames[1].path.name == "frame_000002.jpg"
+
+
+def test_parse_scene_scores_reads_every_frame():
+    text = (
         "frame:0    pts:0       pts_time:0\nlavfi.scene_score=0.000000\n"
         "frame:1    pts:30720   pts_time:2.04\nlavfi.scene_score=0.461380\n"
     )
 
-    frames = ffmpeg.parse_selected_frames(stderr=stderr, metadata_text=scores, out_dir=tmp_path)
-
-    assert [(f.timestamp_s, f.pict_type, f.scene_score) for f in frames] == [(0.0, "I", 0.0), (2.04, "P", 0.46138)]
-    assert frames[1].path.name == "frame_000002.jpg"
+    assert ffmpeg.parse_scene_scores(text) == [(0.0, 0.0), (2.04, 0.46138)]
 
 
 def test_parse_probe_on_a_generated_clip_with_tags(tmp_path):

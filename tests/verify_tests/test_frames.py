@@ -13,32 +13,57 @@ from verify.frames import (
     contact_sheet_render,
     format_timestamp,
     frame_hash,
-    frame_reasons,
+    frames_judge,
     keyframes_choose,
+    scene_cuts,
 )
 
 
-def selected(t: float, pict_type: str = "P", scene: float | None = 0.0) -> SelectedFrame:
-    return SelectedFrame(path=Path(f"/tmp/{t}.jpg"), timestamp_s=t, pict_type=pict_type, scene_score=scene)
+def selected(t: float, pict_type: str = "P") -> SelectedFrame:
+    return SelectedFrame(path=Path(f"/tmp/{t}.jpg"), timestamp_s=t, pict_type=pict_type)
 
 
 def candidate(t: float, bits: str, reasons: tuple[str, ...] = ("interval",)) -> CandidateFrame:
     phash = imagehash.hex_to_hash(f"{int(bits, 2):016x}")
-    return CandidateFrame(frame=selected(t), reasons=reasons, phash=phash, width=320, height=240)
+    return CandidateFrame(frame=selected(t), reasons=reasons, scene_score=None, phash=phash, width=320, height=240)
 
 
-def test_frame_reasons_mirror_the_select_expression():
-    frames = [selected(0, "I"), selected(3.2, "P", 0.8), selected(13.2), selected(20.0, "I")]
+def test_scene_cuts_takes_scores_above_threshold_once_per_shot():
+    scores = [(0.0, 0.0), (4.0, 0.55), (4.04, 0.33), (6.0, 0.1), (8.0, 0.9), (8.6, 0.4)]
 
-    reasons = frame_reasons(frames, scene_threshold=0.3, interval_s=10)
-
-    assert reasons == [("iframe", "interval"), ("scene",), ("interval",), ("iframe",)]
+    assert scene_cuts(scores, threshold=0.3, min_shot_s=0.5) == [(4.0, 0.55), (8.0, 0.9), (8.6, 0.4)]
 
 
-def test_frame_reasons_fast_mode_has_no_scene_reason():
-    reasons = frame_reasons([selected(0, "I", None), selected(4, "I", None)], scene_threshold=None, interval_s=10)
+def test_frames_judge_keeps_iframes_confirmed_cuts_and_interval_samples():
+    frames = [selected(0, "I"), selected(3.2), selected(4.0), selected(14.0), selected(20.0, "I"), selected(21.0)]
+    cuts = [(4.0, 0.7)]
+    scores = [(0.0, 0.0), (3.2, 0.12), (4.0, 0.7), (14.0, 0.01), (20.0, 0.02), (21.0, 0.2)]
 
-    assert reasons == [("iframe", "interval"), ("iframe",)]
+    judged = frames_judge(frames, cuts=cuts, scores=scores, interval_s=10)
+
+    # 3.2 and 21.0 were scene candidates that no cut confirmed
+    assert [(j.frame.timestamp_s, j.reasons) for j in judged] == [
+        (0, ("iframe", "interval")),
+        (4.0, ("scene",)),
+        (14.0, ("interval",)),
+        (20.0, ("iframe",)),
+    ]
+    assert judged[1].scene_score == 0.7
+    assert judged[2].scene_score == 0.01
+
+
+def test_frames_judge_takes_the_first_frame_within_half_a_second_after_a_cut():
+    frames = [selected(0, "I"), selected(4.2), selected(4.3)]
+
+    judged = frames_judge(frames, cuts=[(4.0, 0.6)], scores=[], interval_s=10)
+
+    assert [j.frame.timestamp_s for j in judged] == [0, 4.2]
+
+
+def test_frames_judge_fast_mode_keeps_key_frames():
+    judged = frames_judge([selected(0, "I"), selected(4, "I")], cuts=[], scores=[], interval_s=10)
+
+    assert [j.reasons for j in judged] == [("iframe", "interval"), ("iframe",)]
 
 
 def test_keyframes_choose_drops_near_identical_neighbours_but_keeps_cuts():
