@@ -67,13 +67,13 @@ def frames_judge(
     """
     score_at = {round(t, 3): score for t, score in scores}
     after_cut: dict[int, float] = {}
-    for cut_s, score in cuts:
+    for cut_s, cut_score in cuts:
         index = next(
             (i for i, f in enumerate(frames) if cut_s - _TIME_EPSILON_S <= f.timestamp_s <= cut_s + cut_window_s),
             None,
         )
         if index is not None:
-            after_cut.setdefault(index, score)
+            after_cut.setdefault(index, cut_score)
     judged: list[JudgedFrame] = []
     last_kept_s: float | None = None
     for index, frame in enumerate(frames):
