@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connections
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -104,9 +105,11 @@ def worker(analysis_worker: WorkerProcess, transactional_db: None) -> WorkerProc
     return analysis_worker
 
 
-def make_user(username: str, **extra: Any) -> Any:
-    """Create a user with an API token."""
+def make_user(username: str, *roles: str, **extra: Any) -> Any:
+    """Create a user with an API token and the given roles (analyst, reviewer, lead)."""
     user = get_user_model().objects.create_user(username=username, password=f"pw-{username}-1234", **extra)
+    # Transactional tests flush every table, the role groups made by the data migration too.
+    user.groups.set([Group.objects.get_or_create(name=role)[0] for role in roles])
     Token.objects.create(user=user)
     return user
 
@@ -120,7 +123,7 @@ def token_client(user: Any) -> APIClient:
 
 @pytest.fixture
 def analyst(db: None) -> Any:
-    return make_user("analyst")
+    return make_user("analyst", "analyst")
 
 
 @pytest.fixture

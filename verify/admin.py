@@ -36,4 +36,29 @@ class MediaItemAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["id", "case", "original_filename", "state", "stage", "progress_percent", "uploaded_at"]
     list_filter = ["state", "mode"]
     search_fields = ["sha256", "original_filename", "case__title"]
+    # The evidence fields are not editable on the model, so they are listed to be shown at all.
+    readonly_fields = (
+        "case",
+        "sha256",
+        "size_bytes",
+        "mime_type",
+        "original_filename",
+        "duplicate_of",
+        "uploaded_by",
+        "uploaded_at",
+        "mode",
+        "state",
+        "stage",
+        "progress_percent",
+        "error_code",
+        "error_message",
+        "attempts",
+        "started_at",
+        "finished_at",
+        "keyframes_truncated",
+        "ffmpeg_version",
+        "integrity_checked_at",
+        "integrity_mismatch",
+    )
+    fields = readonly_fields
     inlines = [MediaMetadataInline, KeyframeInline]

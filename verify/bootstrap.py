@@ -20,9 +20,16 @@ VENV_DIR = ROOT / ".venv"
 STAMP = VENV_DIR / ".requirements.sha256"
 # System packages each command needs: the service needs ffmpeg; the test suite also drives
 # a headless Chromium through chromedriver.
+# pdqhash (perceptual hashes) builds from source, so pip needs a C++ compiler.
 APT_PACKAGES = {
-    "up": {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg"},
-    "test": {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "chromium": "chromium", "chromedriver": "chromium-driver"},
+    "up": {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "g++": "g++"},
+    "test": {
+        "ffmpeg": "ffmpeg",
+        "ffprobe": "ffmpeg",
+        "g++": "g++",
+        "chromium": "chromium",
+        "chromedriver": "chromium-driver",
+    },
 }
 INSTALL_HINT = (
     "Install them with your package manager (Debian/Ubuntu: sudo apt-get install {packages};"

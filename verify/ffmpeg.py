@@ -8,13 +8,17 @@ This is the only module that starts a process. It holds three kinds of code:
 3. one runner with a wall-clock timeout that kills the whole process group and raises a typed
    error carrying the exit code and the tail of stderr.
 
-Every input is opened as ``file:<absolute path>`` with a protocol allow-list of ``file`` and a
-demuxer allow-list of the containers the service accepts, so neither a file name nor a playlist
-inside a file can make ffmpeg read another file or open a network connection.
+Every input is opened as ``file:<absolute path>`` with a protocol allow-list of ``file``, a
+demuxer allow-list of the containers the service accepts and a decoder allow-list, so neither a
+file name nor a playlist inside a file (nested demuxers inherit the lists) can make ffmpeg read
+another file or open a network connection. Stream count, probe size and frame size are bounded
+per input, and the runner applies kernel limits and a wall-clock deadline to every process.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import math
 import os
@@ -31,6 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import ffmpeg as ffmpeg_python
+
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+except OSError:  # not glibc: the parent-death signal is a Linux nicety, not a requirement
+    _LIBC = None
+_PR_SET_PDEATHSIG = 1
 
 # Demuxers for the containers the service accepts. Playlist and indirection demuxers (hls,
 # concat, image2 patterns, subfile, data) are deliberately absent.
@@ -50,7 +60,34 @@ ACCEPTED_DEMUXERS = (
     "gif",
 )
 DEMUXER_ALLOW_LIST = ",".join(ACCEPTED_DEMUXERS)
+
+# Decoders for the codecs those containers carry in practice. Anything else (exotic or
+# rarely fuzzed decoders, text renderers such as bintext/xbin) is refused before it sees a byte.
+ACCEPTED_DECODERS = (
+    # video
+    "h264", "hevc", "mpeg4", "msmpeg4v1", "msmpeg4v2", "msmpeg4", "mpeg1video", "mpeg2video", "h263", "h263p",
+    "flv", "vp6", "vp6a", "vp6f", "vp8", "libvpx", "vp9", "libvpx-vp9", "av1", "libdav1d", "libaom-av1",
+    "theora", "prores", "mjpeg", "png", "gif", "webp",
+    # audio
+    "aac", "aac_fixed", "aac_latm", "mp3float", "mp3", "mp2float", "mp2", "ac3", "ac3_fixed", "eac3", "opus",
+    "libopus", "vorbis", "libvorbis", "flac", "alac", "amrnb", "amrwb", "adpcm_ima_wav", "adpcm_ms", "adpcm_swf",
+    "nellymoser", "speex", "pcm_alaw", "pcm_mulaw", "pcm_u8", "pcm_s8", "pcm_s16le", "pcm_s16be", "pcm_s24le",
+    "pcm_s24be", "pcm_s32le", "pcm_s32be", "pcm_f32le", "pcm_f32be", "pcm_f64le", "pcm_f64be",
+    # subtitles: ffprobe opens a decoder for every stream it describes
+    "mov_text", "subrip", "srt", "ass", "ssa", "webvtt", "dvdsub", "dvbsub", "pgssub",
+)  # fmt: skip
+DECODER_ALLOW_LIST = ",".join(ACCEPTED_DECODERS)
 STDERR_TAIL_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """Bounds ffmpeg itself enforces on one input while demuxing and decoding it."""
+
+    max_streams: int = 64
+    probe_size_bytes: int = 5_000_000
+    analyze_duration_s: float = 5.0
+    max_pixels: int = 50_000_000
 
 
 # --- runner ---------------------------------------------------------------------------------
@@ -59,14 +96,34 @@ STDERR_TAIL_CHARS = 2000
 class FFmpegError(Exception):
     """ffmpeg or ffprobe exited non-zero or overran its time limit."""
 
-    def __init__(self, argv0: str, exit_code: int | None, stderr_tail: str, *, timed_out: bool, stdout: str = ""):
+    def __init__(
+        self,
+        argv0: str,
+        exit_code: int | None,
+        stderr_tail: str,
+        *,
+        timed_out: bool,
+        stdout: str = "",
+        output_exceeded: str = "",
+    ):
         self.argv0 = argv0
         self.exit_code = exit_code
         self.stderr_tail = stderr_tail
         self.timed_out = timed_out
         self.stdout = stdout
-        reason = "timed out" if timed_out else f"exited with code {exit_code}"
+        self.output_exceeded = output_exceeded  # "stdout" or "stderr" when a cap stopped the run
+        if timed_out:
+            reason = "timed out"
+        elif output_exceeded:
+            reason = f"wrote more to {output_exceeded} than allowed"
+        else:
+            reason = f"exited with code {exit_code}"
         super().__init__(f"{Path(argv0).name} {reason}")
+
+    @property
+    def killed_by_signal(self) -> int | None:
+        """Return the signal that ended the process (e.g. SIGXCPU, SIGXFSZ, SIGKILL), if one did."""
+        return -self.exit_code if self.exit_code is not None and self.exit_code < 0 else None
 
 
 @dataclass(frozen=True)
@@ -94,30 +151,48 @@ class RunResult:
     stderr: str
 
 
+def _child_setup(limits: ResourceLimits | None) -> Callable[[], None]:
+    def setup() -> None:
+        if _LIBC is not None:
+            # If the worker process dies (OOM killer, SIGKILL), its decoder dies with it.
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if limits is not None:
+            limits.apply()
+
+    return setup
+
+
 def run(
     argv: Sequence[str],
     *,
     timeout_s: float,
     limits: ResourceLimits | None = None,
     on_stdout_line: Callable[[str], None] | None = None,
+    on_tick: Callable[[], None] | None = None,
+    max_stdout_bytes: int | None = None,
+    max_stderr_bytes: int | None = None,
 ) -> RunResult:
     """Run argv to completion within timeout_s; raise FFmpegError on failure or overrun.
 
-    stdout and stderr are drained together so a chatty child can never block on a full pipe.
-    On timeout the whole process group is killed, so no decoder thread outlives the job.
+    stdout and stderr are drained together so a chatty child can never block on a full pipe,
+    and each is capped (``max_stdout_bytes``, ``max_stderr_bytes``) so a hostile file cannot
+    fill the worker's memory. On timeout or overflow the whole process group is killed, so no
+    decoder thread outlives the job. ``on_tick`` is called about once a second while the child
+    runs (the caller's heartbeat).
     """
-    preexec = limits.apply if limits else None
     proc = subprocess.Popen(  # noqa: S603 - argv comes from the builders in this module
         list(argv),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
-        preexec_fn=preexec,
+        preexec_fn=_child_setup(limits),  # only prctl and setrlimit run between fork and exec
     )
     if proc.stdout is None or proc.stderr is None:
         raise RuntimeError("subprocess pipes were not created")
+    caps = {proc.stdout.fileno(): ("stdout", max_stdout_bytes), proc.stderr.fileno(): ("stderr", max_stderr_bytes)}
     chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
+    sizes = dict.fromkeys(chunks, 0)
     pending_line = b""
     deadline = time.monotonic() + timeout_s
     with selectors.DefaultSelector() as selector:
@@ -129,12 +204,21 @@ def run(
             if remaining <= 0:
                 _kill_group(proc)
                 raise FFmpegError(argv[0], None, _tail(chunks[proc.stderr.fileno()]), timed_out=True)
+            if on_tick is not None:
+                on_tick()
             for key, _ in selector.select(timeout=min(remaining, 1.0)):
                 data = os.read(key.fd, 65536)
                 if not data:
                     selector.unregister(key.fileobj)
                     continue
                 chunks[key.fd].append(data)
+                sizes[key.fd] += len(data)
+                name, cap = caps[key.fd]
+                if cap is not None and sizes[key.fd] > cap:
+                    _kill_group(proc)
+                    raise FFmpegError(
+                        argv[0], None, _tail(chunks[proc.stderr.fileno()]), timed_out=False, output_exceeded=name
+                    )
                 if on_stdout_line is not None and key.fd == proc.stdout.fileno():
                     *lines, pending_line = (pending_line + data).split(b"\n")
                     for line in lines:
@@ -174,26 +258,33 @@ def _input_url(path: Path) -> str:
     return f"file:{path}"
 
 
-def _hardened_input_options() -> dict[str, str]:
-    return {"protocol_whitelist": "file", "format_whitelist": DEMUXER_ALLOW_LIST}
+def _hardened_input_options(limits: InputLimits) -> dict[str, str]:
+    # Nested demuxers (an HLS playlist inside an AVI GAB2 subtitle chunk, say) inherit the
+    # protocol, format and codec lists from the input that opens them.
+    return {
+        "protocol_whitelist": "file",
+        "format_whitelist": DEMUXER_ALLOW_LIST,
+        "codec_whitelist": DECODER_ALLOW_LIST,
+        "max_streams": str(limits.max_streams),
+        "probesize": str(limits.probe_size_bytes),
+        "analyzeduration": str(round(limits.analyze_duration_s * 1_000_000)),
+        "max_pixels": str(limits.max_pixels),
+    }
 
 
-def probe_argv(path: Path, *, ffprobe: str) -> list[str]:
+def probe_argv(path: Path, *, ffprobe: str, limits: InputLimits = InputLimits()) -> list[str]:  # noqa: B008
     """Return ffprobe argv that prints format, streams and errors of path as JSON.
 
     ffmpeg-python's ``probe()`` runs this same command but without a timeout, so the argv is
     built here and handed to ``run``.
     """
-    options = _hardened_input_options()
+    options = [arg for name, value in _hardened_input_options(limits).items() for arg in (f"-{name}", value)]
     return [
         ffprobe,
         "-hide_banner",
         "-v",
         "error",
-        "-protocol_whitelist",
-        options["protocol_whitelist"],
-        "-format_whitelist",
-        options["format_whitelist"],
+        *options,
         "-show_format",
         "-show_streams",
         "-show_error",
@@ -223,6 +314,7 @@ def keyframes_argv(
     scene_candidate_threshold: float | None,
     interval_s: float,
     max_frames: int,
+    limits: InputLimits = InputLimits(),  # noqa: B008 - frozen dataclass
 ) -> list[str]:
     """Return ffmpeg argv that writes keyframe candidates of path as upright JPEGs, in one pass.
 
@@ -237,7 +329,7 @@ def keyframes_argv(
     (``-skip_frame nokey``) and there is no scene branch. ffmpeg's default autorotation makes
     the frames upright.
     """
-    input_options = _hardened_input_options()
+    input_options = _hardened_input_options(limits)
     terms = ["eq(pict_type,I)", "isnan(prev_selected_t)", f"gte(t-prev_selected_t,{interval_s:g})"]
     if scene_candidate_threshold is None:
         input_options["skip_frame"] = "nokey"
@@ -253,7 +345,14 @@ def keyframes_argv(
         full.filter("select", "+".join(terms))
         .filter("metadata", mode="print", file=str(candidates_file))
         .filter("showinfo")
-        .output(str(out_dir / "frame_%06d.jpg"), f="image2", fps_mode="vfr", **{"frames:v": max_frames, "q:v": 2})
+        # One encoder thread: only a few dozen JPEGs are written, and a thread pool per output
+        # costs ~30 MB of peak memory at 1080p for no speed.
+        .output(
+            str(out_dir / "frame_%06d.jpg"),
+            f="image2",
+            fps_mode="vfr",
+            **{"frames:v": max_frames, "q:v": 2, "threads:v": 1},
+        )
     )
     outputs = [frames]
     if small is not None:
@@ -353,6 +452,7 @@ class ProbeResult:
     device_model: str
     device_software: str
     encoder: str
+    stream_count: int = 0
 
 
 class ProbeParseError(ValueError):
@@ -433,6 +533,7 @@ def parse_probe(data: dict[str, Any]) -> ProbeResult:
         device_model=model,
         device_software=software,
         encoder=encoder_value,
+        stream_count=len(streams),
     )
 
 
@@ -620,6 +721,35 @@ def parse_progress_out_time_s(line: str) -> float | None:
         return None
     micros = _int(value.strip())
     return micros / 1_000_000 if micros is not None and micros >= 0 else None
+
+
+_STREAM_LIMIT = re.compile(r"Number of streams exceeds max_streams parameter \((?P<limit>\d+)\)")
+_REFUSED_CODEC = re.compile(r"Codec \((?P<codec>[\w-]+)\) not on whitelist")
+_REFUSED_FORMAT = re.compile(r"\[(?P<format>[\w,]+) @ [^]]+\] Format not on whitelist")
+_REFUSED_PICTURE = re.compile(r"Picture size (?P<w>\d+)x(?P<h>\d+) (?:is invalid|exceeds specified max pixel count)")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A safety limit ffmpeg reported on stderr while it read a file."""
+
+    kind: str  # "streams", "codec", "format" or "picture_size"
+    detail: str
+
+
+def parse_refusals(stderr: str) -> list[Refusal]:
+    """Return the allow-list and size refusals in ffmpeg's stderr, in the order they appear."""
+    refusals = []
+    for line in stderr.splitlines():
+        if match := _STREAM_LIMIT.search(line):
+            refusals.append(Refusal("streams", match["limit"]))
+        elif match := _REFUSED_CODEC.search(line):
+            refusals.append(Refusal("codec", match["codec"]))
+        elif match := _REFUSED_FORMAT.search(line):
+            refusals.append(Refusal("format", match["format"]))
+        elif match := _REFUSED_PICTURE.search(line):
+            refusals.append(Refusal("picture_size", f"{match['w']}x{match['h']}"))
+    return refusals
 
 
 def parse_version(banner: str) -> str:

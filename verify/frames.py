@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import imagehash
+import scipy.fftpack  # noqa: F401 - imagehash.phash imports it lazily; load it before workers fork
 from PIL import Image, ImageDraw, ImageFont
 
 from verify.ffmpeg import SelectedFrame

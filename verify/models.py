@@ -1,6 +1,7 @@
 """Media evidence: submitted originals, their analysis state, metadata and keyframes."""
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 
@@ -68,6 +69,19 @@ class MediaItem(models.Model):
     )
     ffmpeg_version = models.CharField(max_length=100, blank=True)
 
+    # Job recovery: the database, not the broker, says which jobs still need a worker.
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the analysis job was last handed to the broker."
+    )
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="A running job whose lease has passed was lost with its worker."
+    )
+    # Evidence integrity: the stored original is re-hashed periodically.
+    integrity_checked_at = models.DateTimeField(null=True, blank=True)
+    integrity_mismatch = models.BooleanField(
+        default=False, help_text="The stored original no longer hashes to its recorded SHA-256."
+    )
+
     class Meta:
         ordering = ["-uploaded_at", "-id"]
         indexes = [models.Index(fields=["case", "state"])]
@@ -116,6 +130,9 @@ class MediaMetadata(models.Model):
     device_model = models.CharField(max_length=200, blank=True)
     device_software = models.CharField(max_length=200, blank=True)
     encoder = models.CharField(max_length=200, blank=True)
+    values_truncated = models.BooleanField(
+        default=False, help_text="Some metadata strings were longer than the service stores and were cut."
+    )
 
     class Meta:
         verbose_name_plural = "media metadata"
@@ -141,6 +158,7 @@ class Keyframe(models.Model):
     height = models.PositiveIntegerField()
     phash = models.CharField(max_length=16, help_text="64-bit DCT perceptual hash, hex.")
     source_sha256 = models.CharField(max_length=64, help_text="SHA-256 of the original it came from.")
+    ffmpeg_version = models.CharField(max_length=100, blank=True, help_text="The ffmpeg that decoded it.")
 
     class Meta:
         ordering = ["media_item", "timestamp_s"]
@@ -150,3 +168,65 @@ class Keyframe(models.Model):
 
     def __str__(self) -> str:
         return f"keyframe {self.timestamp_s:.3f}s of media {self.media_item_id}"
+
+
+class IdempotentRequest(models.Model):
+    """The first answer to a request sent with an ``Idempotency-Key``, replayed on retries."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the method, path, fields and file.")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Empty while in progress.")
+    response_body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    response_location = models.CharField(max_length=2000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotent_request_unique_key")]
+
+    def __str__(self) -> str:
+        return f"idempotent request {self.key!r} of user {self.user_id}"
+
+
+class KeyframeFingerprint(models.Model):
+    """The PDQ hash of a keyframe: what the recycled-footage index looks up.
+
+    The rows are the source of truth; each worker process keeps an in-memory index of them
+    (``verify.similarity``) and catches up on rows added since it last looked.
+    """
+
+    keyframe = models.OneToOneField(Keyframe, on_delete=models.CASCADE, related_name="fingerprint")
+    media_item = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="fingerprints")
+    timestamp_s = models.FloatField(help_text="Presentation time of the keyframe.")
+    pdq = models.CharField(max_length=64, help_text="256-bit PDQ hash, hex.")
+    pdq_quality = models.PositiveSmallIntegerField(help_text="PDQ's own quality, 0-100; flat frames score low.")
+
+    class Meta:
+        ordering = ["media_item", "timestamp_s"]
+
+    def __str__(self) -> str:
+        return f"fingerprint {self.timestamp_s:.3f}s of media {self.media_item_id}"
+
+
+class MediaMatch(models.Model):
+    """Footage of one media item seen in another: several keyframes matched at one time offset.
+
+    Stored once from each side, so either item lists the other whichever came first.
+    """
+
+    media_item = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="matches")
+    other = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="+")
+    similarity = models.FloatField(help_text="1 for identical hashes, 0 for as different as unrelated pictures.")
+    matched_frame_count = models.PositiveIntegerField()
+    frame_pairs = models.JSONField(help_text="[time in this item, time in the other] of each matched keyframe, s.")
+    time_offset_s = models.FloatField(help_text="Time in this item minus time in the other.")
+    mirrored = models.BooleanField(default=False, help_text="The other item shows the footage mirrored.")
+    exact = models.BooleanField(default=False, help_text="Both items have the same SHA-256.")
+    found_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["media_item", "-similarity", "other"]
+        constraints = [models.UniqueConstraint(fields=["media_item", "other"], name="media_match_unique_pair")]
+
+    def __str__(self) -> str:
+        return f"media {self.media_item_id} matches media {self.other_id}"

@@ -228,6 +228,65 @@ if VERIFY_ANALYSIS_MODE not in {"full", "fast"}:
 VERIFY_MAX_UPLOAD_BYTES = env_positive_int("VERIFY_MAX_UPLOAD_BYTES", 4 * 1024**3)
 VERIFY_ANALYSIS_MAX_ATTEMPTS = env_positive_int("VERIFY_ANALYSIS_MAX_ATTEMPTS", 3)
 
+# --- untrusted input and job recovery ---
+# Gates checked on the probe before anything is decoded; each refusal has its own error code.
+VERIFY_MAX_FRAME_PIXELS = env_positive_int("VERIFY_MAX_FRAME_PIXELS", 50_000_000)  # 8K video, 48 MP photos
+VERIFY_MAX_FRAME_RATE_FPS = env_positive_float("VERIFY_MAX_FRAME_RATE_FPS", 240.0)
+VERIFY_MAX_DURATION_S = env_positive_float("VERIFY_MAX_DURATION_S", 4 * 3600.0)
+VERIFY_MAX_STREAMS = env_positive_int("VERIFY_MAX_STREAMS", 64)
+VERIFY_MAX_METADATA_BYTES = env_positive_int("VERIFY_MAX_METADATA_BYTES", 16 * 1024**2)
+# Longer metadata strings are stored cut to this length, and the metadata says it was cut.
+VERIFY_MAX_METADATA_VALUE_CHARS = env_positive_int("VERIFY_MAX_METADATA_VALUE_CHARS", 4096)
+# What ffmpeg reads before it decides what a file holds.
+VERIFY_FFMPEG_PROBESIZE_BYTES = env_positive_int("VERIFY_FFMPEG_PROBESIZE_BYTES", 5_000_000)
+VERIFY_FFMPEG_ANALYZEDURATION_S = env_positive_float("VERIFY_FFMPEG_ANALYZEDURATION_S", 5.0)
+# Kernel limits on every ffmpeg/ffprobe process: CPU seconds (all threads), address space, and
+# the size of any one file it writes.
+VERIFY_FFMPEG_CPU_TIME_S = env_positive_int("VERIFY_FFMPEG_CPU_TIME_S", 3600)
+VERIFY_FFMPEG_ADDRESS_SPACE_BYTES = env_positive_int("VERIFY_FFMPEG_ADDRESS_SPACE_BYTES", 8 * 1024**3)
+VERIFY_FFMPEG_OUTPUT_FILE_BYTES = env_positive_int("VERIFY_FFMPEG_OUTPUT_FILE_BYTES", 1024**3)
+# Uploads: one file part per request; content is sniffed before anything is stored.
+VERIFY_MAX_UPLOAD_FILE_PARTS = env_positive_int("VERIFY_MAX_UPLOAD_FILE_PARTS", 1)
+DATA_UPLOAD_MAX_NUMBER_FILES = VERIFY_MAX_UPLOAD_FILE_PARTS + 1  # Django's own cap, never the one that trips
+VERIFY_IDEMPOTENCY_TTL_S = env_positive_int("VERIFY_IDEMPOTENCY_TTL_S", 24 * 3600)
+# A running job holds a lease it renews while it works; a job whose lease ran out (its worker
+# died) is taken back by the reconciler, which every worker runs on its own timer. Queued jobs
+# whose message was sent longer ago than VERIFY_JOB_RESEND_AFTER_S are sent again.
+VERIFY_JOB_LEASE_S = env_positive_float("VERIFY_JOB_LEASE_S", 300.0)
+VERIFY_JOB_RESEND_AFTER_S = env_positive_float("VERIFY_JOB_RESEND_AFTER_S", 900.0)
+VERIFY_RECONCILE_INTERVAL_S = env_positive_float("VERIFY_RECONCILE_INTERVAL_S", 30.0)
+VERIFY_INTEGRITY_CHECK_INTERVAL_S = env_positive_float("VERIFY_INTEGRITY_CHECK_INTERVAL_S", 24 * 3600.0)
+# No task may outlive the broker's visibility timeout, or Redis would hand it to a second worker.
+CELERY_TASK_TIME_LIMIT = round(VERIFY_FFPROBE_TIMEOUT_S + VERIFY_FFMPEG_TIMEOUT_S + 600)
+if CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", CELERY_TASK_TIME_LIMIT + 1) <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT_S must exceed the longest task ({CELERY_TASK_TIME_LIMIT} s: "
+        "VERIFY_FFPROBE_TIMEOUT_S + VERIFY_FFMPEG_TIMEOUT_S + 600)"
+    )
+# A broker that is down must not hold an upload's answer: publishing gives up within about a
+# second (the job stays queued in the database and the reconciler sends it later).
+CELERY_BROKER_CONNECTION_TIMEOUT = env_positive_float("CELERY_BROKER_CONNECTION_TIMEOUT_S", 2.0)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.4}
+if not CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS["socket_connect_timeout"] = CELERY_BROKER_CONNECTION_TIMEOUT
+REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = [
+    "verify.api.renderers.HTMLSafeJSONRenderer",  # file metadata is attacker-chosen text
+    "rest_framework.renderers.BrowsableAPIRenderer",
+]
+
+# --- recycled footage ---
+# Two keyframes show the same picture when their 256-bit PDQ hashes differ in at most this many
+# bits; frames under the quality floor (flat, dark, blank) are neither indexed nor looked up.
+# Two media items match when at least VERIFY_MATCH_MIN_FRAMES different pictures match at one
+# time offset, within VERIFY_MATCH_TIME_TOLERANCE_S. The README has the measurements.
+VERIFY_PDQ_MAX_DISTANCE = env_positive_int("VERIFY_PDQ_MAX_DISTANCE", 64)
+VERIFY_PDQ_MIN_QUALITY = env.int("VERIFY_PDQ_MIN_QUALITY", default=50)
+VERIFY_MATCH_MIN_FRAMES = env_positive_int("VERIFY_MATCH_MIN_FRAMES", 3)
+VERIFY_MATCH_TIME_TOLERANCE_S = env_positive_float("VERIFY_MATCH_TIME_TOLERANCE_S", 0.25)
+VERIFY_MATCH_MIRRORED = env.bool("VERIFY_MATCH_MIRRORED", default=True)
+# Threads per index lookup; one per worker process keeps analyses from competing for cores.
+VERIFY_SIMILARITY_THREADS = env_positive_int("VERIFY_SIMILARITY_THREADS", 1)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

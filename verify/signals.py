@@ -5,3 +5,7 @@ from django.dispatch import Signal
 # Sent once an analysis reaches a terminal state and the row is committed.
 # Arguments: media_item_id, case_id.
 analysis_finished = Signal()
+
+# Sent when a stored original no longer hashes to the SHA-256 recorded at upload (or is gone).
+# Arguments: media_item_id, case_id, expected (the recorded SHA-256), actual ("" if missing).
+original_integrity_failed = Signal()

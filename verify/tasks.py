@@ -1,10 +1,15 @@
 """Celery interfaces to the analysis services: take an id, call one service."""
 
-from celery import Task, shared_task
+from datetime import timedelta
 
-from verify.services import AnalysisRetry, analysis_run
+from celery import Task, shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from verify.services import AnalysisRetry, analysis_run, originals_verify
 
 _RETRY_BACKOFF_S = (10, 60, 300)
+_INTEGRITY_BATCH_FILES = 200
 
 
 @shared_task(bind=True, acks_late=True, max_retries=len(_RETRY_BACKOFF_S))
@@ -15,3 +20,12 @@ def analysis_run_task(self: Task, media_item_id: int) -> None:
     except AnalysisRetry as exc:
         countdown = _RETRY_BACKOFF_S[min(self.request.retries, len(_RETRY_BACKOFF_S) - 1)]
         raise self.retry(exc=exc, countdown=countdown) from exc
+
+
+@shared_task(acks_late=True)
+def originals_verify_task() -> None:
+    """Re-hash the originals not checked within the integrity interval, a batch at a time."""
+    due_before = timezone.now() - timedelta(seconds=settings.VERIFY_INTEGRITY_CHECK_INTERVAL_S)
+    report = originals_verify(checked_before=due_before, limit=_INTEGRITY_BATCH_FILES)
+    if report.files_checked == _INTEGRITY_BATCH_FILES:  # more are due: keep going without waiting a day
+        originals_verify_task.delay()

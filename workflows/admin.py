@@ -1,30 +1,179 @@
-"""Admin views of cases."""
+"""The reviewer's desk: cases in the admin, scoped to the user, changed only through the services.
+
+The case page is read-only as a Django form; its buttons and small forms post to the views in
+workflows.admin_views, which call workflows.services.
+"""
+
+from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.timesince import timesince
 
+from verify.admin import KeyframeInline, MediaMetadataInline
+from verify.admin import MediaItemAdmin as EvidenceMediaItemAdmin
 from verify.models import MediaItem
+from workflows import admin_views, selectors
 from workflows.models import Case
 
+DESK_MEDIA = {"css": {"all": ["workflows/desk.css"]}, "js": ["workflows/desk.js"]}
 
-class MediaItemInline(admin.TabularInline):
-    model = MediaItem
-    fields = ("original_filename", "sha256", "size_bytes", "state", "stage", "progress_percent", "error_code")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
 
-    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
-        return False
+class RoleScopedAdminMixin:
+    """Anyone with a workflow role may look; what they see is decided by the selectors."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(selectors.user_roles(request.user))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(selectors.user_roles(request.user))
+
+
+class SeenBeforeFilter(admin.SimpleListFilter):
+    """Cases whose footage is also in another case the user may see (the selector's annotation)."""
+
+    title = "seen before"
+    parameter_name = "seen_before"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Case]) -> QuerySet[Case]:
+        if self.value() not in ("yes", "no"):
+            return queryset
+        return selectors.case_list_filter_seen_before(cases=queryset, user=request.user, seen=self.value() == "yes")
 
 
 @admin.register(Case)
-class CaseAdmin(admin.ModelAdmin):
-    list_display = ["title", "status", "created_by", "created_at"]
-    list_filter = ["status"]
-    search_fields = ["title", "claim", "source_url", "media_items__sha256"]
-    readonly_fields = ["status", "created_by", "created_at", "updated_at"]
-    inlines = [MediaItemInline]
+class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["title", "seen_before_marker", "status", "verdict", "assignee", "age", "media_count", "thumbnail"]
+    list_display_links = ["title"]
+    list_filter = [SeenBeforeFilter, "status", "verdict", ("assignee", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["assignee"]
+    search_fields = ["title", "claim", "source_url", "^media_items__sha256"]
+    search_help_text = "Title, claim, source URL, or a SHA-256 (its first characters are enough)."
+    list_per_page = 50
+    actions = None
+    fields = [
+        "title",
+        "claim",
+        "source_url",
+        "claimed_location",
+        "claimed_date",
+        "status",
+        "verdict",
+        "verdict_rationale",
+        "assignee",
+        "created_by",
+        "created_at",
+    ]
 
-    def has_delete_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+    class Media:
+        css = DESK_MEDIA["css"]
+        js = DESK_MEDIA["js"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Case]:
+        return selectors.case_desk_list_seen_before_for_user(user=request.user)
+
+    # Cases are opened by submissions and changed only through the desk's service calls.
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="age", ordering="created_at")
+    def age(self, case: Case) -> str:
+        return timesince(case.created_at).split(",")[0]
+
+    @admin.display(description="media", ordering="media_count")
+    def media_count(self, case: Case) -> int:
+        return getattr(case, "media_count", 0)
+
+    @admin.display(description="seen before", ordering="-seen_before")
+    def seen_before_marker(self, case: Case) -> str:
+        if not getattr(case, "seen_before", False):
+            return ""
+        return format_html(
+            '<span class="seen-badge" title="{}">{}</span>',
+            "Footage of this case is also in another case",
+            "seen before",
+        )
+
+    @admin.display(description="keyframe")
+    def thumbnail(self, case: Case) -> str:
+        keyframe_id = getattr(case, "thumbnail_keyframe_id", None)
+        if keyframe_id is None:
+            return "—"
+        url = reverse("keyframe-image", args=[keyframe_id])
+        return format_html(
+            '<a class="kf-blur kf-thumb" href="{}" target="_blank" rel="noopener" title="Click to reveal">'
+            '<img src="{}" alt="first keyframe" loading="lazy"></a>',
+            url,
+            url,
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        desk = [
+            path("<int:case_id>/transition/", view(admin_views.case_transition_view), name="workflows_case_transition"),
+            path("<int:case_id>/notes/", view(admin_views.case_note_view), name="workflows_case_note"),
+            path(
+                "<int:case_id>/notes/<int:note_id>/version/",
+                view(admin_views.case_note_version_view),
+                name="workflows_case_note_version",
+            ),
+            path("<int:case_id>/checklist/", view(admin_views.case_checklist_view), name="workflows_case_checklist"),
+            path("<int:case_id>/assignment/", view(admin_views.case_assign_view), name="workflows_case_assign"),
+            path(
+                "keyframe-preference/",
+                view(admin_views.keyframe_preference_view),
+                name="workflows_case_keyframe_preference",
+            ),
+        ]
+        return desk + super().get_urls()  # type: ignore[return-value]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra = {"reveal_keyframes": selectors.reviewer_reveals_keyframes(user=request.user), **(extra_context or {})}
+        return super().changelist_view(request, extra_context=extra)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Case | None = None,
+    ) -> TemplateResponse:
+        if obj is not None:
+            context.update(admin_views.case_desk_context(request, obj), title=f"Case {obj.pk}")
+        return super().render_change_form(request, context, add, change, form_url, obj)  # type: ignore[return-value]
+
+
+class ScopedMediaMetadataInline(RoleScopedAdminMixin, MediaMetadataInline):
+    pass
+
+
+class ScopedKeyframeInline(RoleScopedAdminMixin, KeyframeInline):
+    pass
+
+
+admin.site.unregister(MediaItem)
+
+
+@admin.register(MediaItem)
+class MediaItemAdmin(RoleScopedAdminMixin, EvidenceMediaItemAdmin):
+    """Media evidence, read-only, limited to the cases the user may see."""
+
+    inlines = [ScopedMediaMetadataInline, ScopedKeyframeInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[MediaItem]:
+        return selectors.media_item_list_for_user(user=request.user).select_related("case")

@@ -1,15 +1,32 @@
-"""Cases: the claim that submitted footage is said to support."""
+"""Cases and their review: status, verdict, checklist, notes, assignments and the audit trail."""
+
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import models
 
 
+class Status(models.TextChoices):
+    NEW = "new", "New (analysis running)"
+    READY_FOR_REVIEW = "ready_for_review", "Ready for review"
+    IN_REVIEW = "in_review", "In review"
+    VERDICT_PROPOSED = "verdict_proposed", "Verdict proposed"
+    CLOSED = "closed", "Closed"
+    ON_HOLD = "on_hold", "On hold"
+
+
+class Verdict(models.TextChoices):
+    AUTHENTIC = "authentic", "Authentic: the footage shows what is claimed"
+    MISATTRIBUTED = "misattributed", "Misattributed: real footage, wrong place, time or context"
+    MANIPULATED = "manipulated", "Manipulated: edited, staged or synthetic"
+    INCONCLUSIVE = "inconclusive", "Inconclusive"
+
+
 class Case(models.Model):
     """A claim about footage: what it is said to show, where, when, and where it was posted."""
 
-    class Status(models.TextChoices):
-        NEW = "new", "New (analysis running)"
-        READY_FOR_REVIEW = "ready_for_review", "Ready for review"
+    Status = Status
+    Verdict = Verdict
 
     title = models.CharField(max_length=300)
     claim = models.TextField(help_text="What the footage is said to show.")
@@ -17,6 +34,28 @@ class Case(models.Model):
     claimed_location = models.CharField(max_length=300, blank=True)
     claimed_date = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=30, choices=Status.choices, default=Status.NEW, db_index=True)
+    held_from = models.CharField(
+        max_length=30, choices=Status.choices, blank=True, help_text="The status an on-hold case returns to."
+    )
+    verdict = models.CharField(max_length=20, choices=Verdict.choices, blank=True, db_index=True)
+    verdict_rationale = models.TextField(blank=True)
+    verdict_proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    verdict_approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="assigned_cases",
+        help_text="The reviewer working the case now.",
+    )
+    # Bumped by every change of status, verdict or assignee, so that two people acting on
+    # the same case at once cannot both win (compare-and-swap in workflows.services).
+    version = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cases")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -26,3 +65,153 @@ class Case(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class ChecklistItem(models.Model):
+    """One of the five questions every verification answers, with its finding."""
+
+    class Key(models.TextChoices):
+        PROVENANCE = "provenance", "Provenance: is this the original or the earliest copy found?"
+        SOURCE = "source", "Source: who filmed it, and who posted it?"
+        DATE = "date", "Date: when was it filmed (chronolocation)?"
+        LOCATION = "location", "Location: where was it filmed (geolocation)?"
+        MOTIVATION = "motivation", "Motivation: why was it filmed and posted?"
+
+    class State(models.TextChoices):
+        OPEN = "open"
+        DONE = "done"
+        NOT_APPLICABLE = "not_applicable", "Not applicable"
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="checklist")
+    key = models.CharField(max_length=20, choices=Key.choices)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.OPEN)
+    finding = models.TextField(blank=True)
+    latitude = models.FloatField(null=True, blank=True, help_text="Location item only.")
+    longitude = models.FloatField(null=True, blank=True, help_text="Location item only.")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "key"], name="checklist_item_unique_key")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.state})"
+
+
+class AppendOnlyQuerySet(models.QuerySet[Any]):
+    """A queryset whose rows can be added but never changed or removed in bulk."""
+
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise PermissionError(f"{self.model.__name__} rows are append-only")
+
+    def delete(self) -> NoReturn:  # type: ignore[override]
+        raise PermissionError(f"{self.model.__name__} rows are append-only")
+
+
+class AppendOnlyModel(models.Model):
+    """A record that is written once: saving an existing row or deleting one is refused."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError(f"{type(self).__name__} rows are append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise PermissionError(f"{type(self).__name__} rows are append-only")
+
+
+class Note(AppendOnlyModel):
+    """A reviewer's note on a case, optionally anchored to a media item and a moment in it.
+
+    Notes are never edited in place: an edit is a new note that replaces the old one, and the
+    old version stays readable.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField()
+    media_item = models.ForeignKey("verify.MediaItem", null=True, blank=True, on_delete=models.PROTECT)
+    keyframe = models.ForeignKey("verify.Keyframe", null=True, blank=True, on_delete=models.SET_NULL)
+    timestamp_s = models.FloatField(null=True, blank=True, help_text="Moment in the media item.")
+    replaces = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="replaced_by")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on case {self.case_id}"
+
+
+class Assignment(AppendOnlyModel):
+    """Who assigned whom to a case, and when; reassignment adds a row."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="assignments")
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    assigned_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    assigned_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["assigned_at", "id"]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id} assigned to {self.assignee_id}"
+
+
+class AuditEvent(AppendOnlyModel):
+    """One entry of a case's history: who did what to which object, and what changed."""
+
+    class Action(models.TextChoices):
+        CASE_OPENED = "case_opened"
+        MEDIA_SUBMITTED = "media_submitted"
+        ANALYSIS_FINISHED = "analysis_finished"
+        TRANSITION = "transition"
+        VERDICT_PROPOSED = "verdict_proposed"
+        VERDICT_APPROVED = "verdict_approved"
+        ASSIGNMENT = "assignment"
+        NOTE_ADDED = "note_added"
+        NOTE_EDITED = "note_edited"
+        CHECKLIST_CHANGED = "checklist_changed"
+        ORIGINAL_DOWNLOADED = "original_downloaded"
+        INTEGRITY_MISMATCH = "integrity_mismatch"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="history")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Empty when the system acted (e.g. the analysis finished).",
+    )
+    action = models.CharField(max_length=30, choices=Action.choices)
+    object_type = models.CharField(max_length=50)
+    object_id = models.CharField(max_length=50)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} on case {self.case_id}"
+
+
+class ReviewerPreference(models.Model):
+    """Per-user settings of the reviewer's desk."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_preference")
+    reveal_keyframes = models.BooleanField(
+        default=False, help_text="Show keyframes unblurred (they may show graphic content)."
+    )
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user_id}"

@@ -204,15 +204,21 @@ def test_analysis_status_progresses_in_order(api, worker, footage_dir: Path):
     assert stages == sorted(stages)
     percents = [s["progress_percent"] for s in statuses]
     assert percents == sorted(percents)
-    assert statuses[0]["state"] == "queued"
+    states = ["queued", "running", "succeeded"]
+    seen = [states.index(s["state"]) for s in statuses]
+    assert seen == sorted(seen)  # a fast worker may claim the job before the first poll
     assert statuses[-1] == {**statuses[-1], "state": "succeeded", "stage": "done", "progress_percent": 100}
+
+
+# An MP4 file-type box passes the upload's content sniffing; what follows is not a movie.
+MP4_HEADER = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
 
 
 @pytest.mark.parametrize(
     ("name", "content"),
     [
-        ("random.mp4", bytes(range(256)) * 64),
-        ("notes.mp4", b"These are my notes about the footage.\n" * 100),
+        ("random.mp4", MP4_HEADER + bytes(range(256)) * 64),
+        ("notes.mp4", MP4_HEADER + b"These are my notes about the footage.\n" * 100),
     ],
 )
 def test_analysis_unreadable_file_fails_cleanly_and_keeps_the_original(api, worker, footage_dir, name, content):

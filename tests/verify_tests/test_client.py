@@ -42,7 +42,7 @@ def output_fields(output: str) -> dict[str, str]:
 
 @pytest.fixture
 def token(transactional_db: None) -> str:
-    return make_user("cli-analyst").auth_token.key
+    return make_user("cli-analyst", "analyst").auth_token.key
 
 
 def test_client_submit_wait_prints_summary_then_status_and_show_agree(live_server: Any, worker, token, shots_clip):
@@ -81,7 +81,8 @@ def test_client_submit_unreadable_file_waits_and_exits_1_with_error_code(
     live_server: Any, worker, token, footage_dir: Path
 ):
     path = footage_dir / "cli-random.mp4"
-    path.write_bytes(random.Random(0).randbytes(16 * 1024))
+    # an MP4 file-type box (so the upload is accepted) followed by noise
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + random.Random(0).randbytes(16 * 1024))
 
     result = run_client(
         "--url", live_server.url, "--token", token,

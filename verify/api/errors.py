@@ -13,16 +13,30 @@ from rest_framework.views import exception_handler
 logger = logging.getLogger(__name__)
 
 
-def error_response(status_code: int, code: str, message: str, fields: Any = None) -> Response:
+class DomainError(Exception):
+    """A refused operation from a service: code, human message, HTTP status, extra fields."""
+
+    def __init__(self, code: str, message: str, *, http_status: int = 409, **extra: Any):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+        self.extra = extra
+
+
+def error_response(status_code: int, code: str, message: str, fields: Any = None, **extra: Any) -> Response:
     """Return an API error answer in the service's one error shape."""
     body: dict[str, Any] = {"code": code, "message": message}
     if fields:
         body["fields"] = fields
+    body.update(extra)
     return Response({"error": body}, status=status_code)
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """Map any exception raised in an API view to the error shape; never leak a traceback."""
+    if isinstance(exc, DomainError):
+        return error_response(exc.http_status, exc.code, exc.message, **exc.extra)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     elif isinstance(exc, Http404):

@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
+from verify.api.similarity import SeenBeforeField
 from verify.models import Keyframe, MediaItem, MediaMetadata
 
 
@@ -47,7 +48,18 @@ class KeyframeSerializer(serializers.ModelSerializer[Keyframe]):
 
     class Meta:
         model = Keyframe
-        fields = ["id", "timestamp_s", "reasons", "scene_score", "width", "height", "phash", "image_url"]
+        fields = [
+            "id",
+            "timestamp_s",
+            "reasons",
+            "scene_score",
+            "width",
+            "height",
+            "phash",
+            "image_url",
+            "source_sha256",
+            "ffmpeg_version",
+        ]
         read_only_fields = fields
 
     def get_image_url(self, keyframe: Keyframe) -> str:
@@ -73,6 +85,8 @@ class MediaItemSerializer(AnalysisStatusSerializer):
             "mime_type",
             "original_filename",
             "duplicate_of",
+            "integrity_mismatch",
+            "integrity_checked_at",
             "mode",
             "uploaded_by",
             "uploaded_at",
@@ -95,6 +109,8 @@ class MediaItemDetailSerializer(MediaItemSerializer):
     keyframes = KeyframeSerializer(many=True, read_only=True)
     contact_sheet_url = serializers.SerializerMethodField()
     original_url = serializers.HyperlinkedIdentityField(view_name="mediaitem-original")
+    matches_url = serializers.HyperlinkedIdentityField(view_name="mediaitem-matches")
+    seen_before = SeenBeforeField()
 
     class Meta(MediaItemSerializer.Meta):
         fields = [
@@ -105,6 +121,8 @@ class MediaItemDetailSerializer(MediaItemSerializer):
             "keyframes_truncated",
             "contact_sheet_url",
             "ffmpeg_version",
+            "matches_url",
+            "seen_before",
         ]
         read_only_fields = fields
 

@@ -1,19 +1,33 @@
-"""Serializers for cases and for submitting media to them."""
+"""Serializers for cases, their review, and for submitting media to them."""
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from verify.api.serializers import MediaItemSerializer
-from verify.models import MediaItem
-from workflows.models import Case
+from verify.api.similarity import SeenBeforeField
+from verify.models import Keyframe, MediaItem
+from workflows.models import AuditEvent, Case, ChecklistItem, Note, Status, Verdict
+from workflows.services import allowed_moves_for
 
 CLAIM_FIELDS = ("title", "claim", "source_url", "claimed_location", "claimed_date")
 
 
+class UsernameField(serializers.CharField):
+    """A user shown by username (read-only)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, allow_null=True, **kwargs)
+
+    def to_representation(self, user: Any) -> str:
+        return str(user.get_username())
+
+
 class CaseSerializer(serializers.ModelSerializer[Case]):
     url = serializers.HyperlinkedIdentityField(view_name="case-detail")
-    created_by = serializers.CharField(source="created_by.get_username", read_only=True)
+    created_by = UsernameField()
+    assignee = UsernameField()
     media_items = MediaItemSerializer(many=True, read_only=True)
 
     class Meta:
@@ -23,12 +37,127 @@ class CaseSerializer(serializers.ModelSerializer[Case]):
             "url",
             *CLAIM_FIELDS,
             "status",
+            "verdict",
+            "assignee",
             "created_by",
             "created_at",
             "updated_at",
             "media_items",
         ]
-        read_only_fields = ["status", "created_at", "updated_at"]
+        read_only_fields = ["status", "verdict", "created_at", "updated_at"]
+
+
+class ChecklistItemSerializer(serializers.ModelSerializer[ChecklistItem]):
+    question = serializers.CharField(source="get_key_display", read_only=True)
+    updated_by = UsernameField()
+
+    class Meta:
+        model = ChecklistItem
+        fields = ["key", "question", "state", "finding", "latitude", "longitude", "updated_by", "updated_at"]
+        read_only_fields = ["key", "question", "updated_by", "updated_at"]
+
+
+class ChecklistUpdateSerializer(serializers.Serializer[Any]):
+    state = serializers.ChoiceField(choices=ChecklistItem.State.choices, required=False)
+    finding = serializers.CharField(required=False, allow_blank=True)
+    latitude = serializers.FloatField(required=False, min_value=-90, max_value=90)
+    longitude = serializers.FloatField(required=False, min_value=-180, max_value=180)
+
+
+class NoteSerializer(serializers.ModelSerializer[Note]):
+    author = UsernameField()
+    replaced_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Note
+        fields = [
+            "id",
+            "author",
+            "body",
+            "media_item",
+            "keyframe",
+            "timestamp_s",
+            "replaces",
+            "replaced_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_replaced_by(self, note: Note) -> int | None:
+        replacement = getattr(note, "replaced_by", None)
+        return replacement.pk if replacement is not None else None
+
+
+class NoteInputSerializer(serializers.Serializer[Any]):
+    body = serializers.CharField()
+    media_item = serializers.PrimaryKeyRelatedField(queryset=MediaItem.objects.all(), required=False, allow_null=True)
+    keyframe = serializers.PrimaryKeyRelatedField(queryset=Keyframe.objects.all(), required=False, allow_null=True)
+    timestamp_s = serializers.FloatField(required=False, allow_null=True, min_value=0)
+    replaces = serializers.PrimaryKeyRelatedField(
+        queryset=Note.objects.all(), required=False, allow_null=True, help_text="Write a new version of this note."
+    )
+
+
+class TransitionInputSerializer(serializers.Serializer[Any]):
+    to = serializers.ChoiceField(choices=Status.choices, help_text="The status to move the case to.")
+    verdict = serializers.ChoiceField(choices=Verdict.choices, required=False, allow_blank=True)
+    rationale = serializers.CharField(required=False, allow_blank=True)
+    note = serializers.CharField(required=False, allow_blank=True, help_text="Why (sending back, reopening, holding).")
+
+
+class AssignmentInputSerializer(serializers.Serializer[Any]):
+    assignee = serializers.CharField(help_text="Username of the reviewer or lead to assign.")
+
+
+class AllowedTransitionSerializer(serializers.Serializer[Any]):
+    to = serializers.CharField(source="target")
+    name = serializers.CharField()
+    title = serializers.CharField(source="label")
+    needs_verdict = serializers.BooleanField()
+    needs_note = serializers.BooleanField()
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    actor = UsernameField()
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "created_at", "actor", "action", "object_type", "object_id", "before", "after"]
+        read_only_fields = fields
+
+
+class CaseDetailSerializer(CaseSerializer):
+    """A case with everything a reviewer works with, and the moves this user may make now."""
+
+    verdict_proposed_by = UsernameField()
+    verdict_approved_by = UsernameField()
+    checklist = ChecklistItemSerializer(many=True, read_only=True)
+    notes = NoteSerializer(many=True, read_only=True, source="current_notes")
+    allowed_transitions = serializers.SerializerMethodField()
+    history_url = serializers.HyperlinkedIdentityField(view_name="case-history")
+    seen_before = SeenBeforeField()
+
+    class Meta(CaseSerializer.Meta):
+        fields = [
+            *CaseSerializer.Meta.fields,
+            "held_from",
+            "verdict_rationale",
+            "verdict_proposed_by",
+            "verdict_approved_by",
+            "checklist",
+            "notes",
+            "allowed_transitions",
+            "history_url",
+            "seen_before",
+        ]
+        read_only_fields = [*CaseSerializer.Meta.read_only_fields, "held_from", "verdict_rationale"]
+
+    @extend_schema_field(AllowedTransitionSerializer(many=True))
+    def get_allowed_transitions(self, case: Case) -> list[dict[str, Any]]:
+        request = self.context.get("request")
+        if request is None:
+            return []
+        return [dict(AllowedTransitionSerializer(m).data) for m in allowed_moves_for(case=case, user=request.user)]
 
 
 class MediaSubmissionSerializer(serializers.Serializer[Any]):
@@ -49,10 +178,9 @@ class MediaSubmissionSerializer(serializers.Serializer[Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        case_field = self.fields["case"]
         visible_cases = self.context.get("visible_cases")
         if visible_cases is not None:
-            case_field.queryset = visible_cases  # type: ignore[attr-defined]
+            self.fields["case"].queryset = visible_cases  # type: ignore[attr-defined]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("case") is None:

@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rest_framework.authtoken.models import Token
 
@@ -16,6 +17,12 @@ class Command(BaseCommand):
         parser.add_argument("--password", help="Also set a password, for logging into the admin.")
         parser.add_argument("--staff", action="store_true", help="Allow the user into the admin.")
         parser.add_argument("--superuser", action="store_true")
+        parser.add_argument(
+            "--role",
+            action="append",
+            choices=["analyst", "reviewer", "lead"],
+            help="Workflow role (repeatable); a new user without one becomes an analyst.",
+        )
 
     def handle(self, *args: Any, username: str, email: str, password: str | None, **options: Any) -> None:
         if not username.strip():
@@ -31,6 +38,12 @@ class Command(BaseCommand):
         if options["superuser"]:
             user.is_superuser = True
         user.save()
+        roles = options["role"] or (["analyst"] if created else [])
+        if roles:
+            missing = set(roles) - set(Group.objects.filter(name__in=roles).values_list("name", flat=True))
+            if missing:
+                raise CommandError(f"Role groups are missing ({', '.join(sorted(missing))}); run migrate first.")
+            user.groups.add(*Group.objects.filter(name__in=roles))
         token, _ = Token.objects.get_or_create(user=user)
         self.stderr.write(f"{'Created' if created else 'Found'} user {username!r}.")
         self.stdout.write(token.key)

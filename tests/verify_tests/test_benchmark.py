@@ -1,0 +1,55 @@
+"""Run the benchmark's smoke as a user would, so the command cannot rot.
+
+The smoke analyses a 12-second 320x240 clip in one round, streams a 64 MiB upload into a real
+gunicorn and loads the status endpoint for two seconds on SQLite. On a clip that small the
+fixed costs dominate, so the timing ratios (targets 1 and 2) and the status throughput and
+latency (target 5) are printed but not enforced. The smoke does enforce: a keyframe after every
+cut and no unexplained keyframes (target 1), peak analysis memory under 300 MB (target 3), web
+worker growth under 50 MB during the upload with the server's hash equal to the bytes sent
+(target 4), and constant query counts on the list endpoints (target 5).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+SMOKE_TIMEOUT_S = 240
+
+
+def test_benchmark_smoke_prints_the_table_and_exits_zero():
+    # when
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "benchmark", "--smoke", "--mode", "all"],
+        cwd=ROOT,
+        env={**os.environ, "VERIFY_NO_BOOTSTRAP": "1"},
+        capture_output=True,
+        text=True,
+        timeout=SMOKE_TIMEOUT_S,
+    )
+
+    # then
+    output = completed.stdout
+    assert completed.returncode == 0, f"{output}\n{completed.stderr[-4000:]}"
+    assert "| measurement | median | min | max | median CPU time | rounds |" in output
+    assert "| target | measured | limit | result |" in output
+    for measurement in ("full analysis", "full decode", "fast analysis", "-skip_frame nokey", "PySceneDetect"):
+        assert measurement in output
+    results = dict(re.findall(r"^\| (\d\. [^|]+?) \|.*\| (met|reported only|\*\*MISSED\*\*) \|$", output, re.M))
+    enforced = {name for name, result in results.items() if result == "met"}
+    assert {name.split(" ", 1)[1] for name in enforced} >= {
+        "cuts with a keyframe ≤ 0.5 s after them (worst round)",
+        "keyframes per shot not explained by an I-frame, a cut or the interval (worst shot)",
+        "peak memory analysing, mode full (Python + ffmpeg, worst round)",
+        "peak memory analysing, mode fast (Python + ffmpeg, worst round)",
+        "server's SHA-256 and size equal the bytes sent",
+        "queries for GET /api/v1/media/, 1 vs 50 items",
+        "queries for GET /api/v1/cases/, 1 vs 50 items",
+    }
+    assert any(name.startswith("4. web worker growth") for name in enforced)
+    assert "MISSED" not in output
+    assert re.search(r"All \d+ enforced checks met\.", output)
