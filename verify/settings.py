@@ -293,4 +293,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # faiss reports at INFO which CPU build it loaded (and a fallback as an exception text).
+    "loggers": {"faiss.loader": {"level": "WARNING"}},
 }
