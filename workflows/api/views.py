@@ -198,6 +198,10 @@ class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "visible_case_ids": _visible_case_ids(self.request)}
 
+    def filter_queryset(self, queryset: Any) -> Any:
+        # The filters narrow lists; on one item they would only cost time on the polling path.
+        return super().filter_queryset(queryset) if self.action == "list" else queryset
+
     def get_serializer_class(self) -> Any:
         return {
             "create": MediaSubmissionSerializer,
