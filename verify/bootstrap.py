@@ -30,6 +30,8 @@ APT_PACKAGES = {
         "chromium": "chromium",
         "chromedriver": "chromium-driver",
     },
+    # The status measurement loads gunicorn with wrk (Python threads stand in when it is missing).
+    "benchmark": {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "g++": "g++", "wrk": "wrk"},
 }
 INSTALL_HINT = (
     "Install them with your package manager (Debian/Ubuntu: sudo apt-get install {packages};"

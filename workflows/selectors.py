@@ -23,13 +23,16 @@ def user_roles(user: Any) -> frozenset[Role]:
     cached = getattr(user, "_workflow_roles", None)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
+    names = set() if user.is_superuser else set(user.groups.values_list("name", flat=True))
+    user._workflow_roles = roles_from_group_names(user, names)
+    return user._workflow_roles  # type: ignore[no-any-return]
+
+
+def roles_from_group_names(user: Any, names: set[str]) -> frozenset[Role]:
+    """Return the workflow roles a user with these group names holds (a superuser is a lead)."""
     if user.is_superuser:
-        roles = frozenset({Role.LEAD, Role.REVIEWER})
-    else:
-        names = set(user.groups.values_list("name", flat=True))
-        roles = frozenset(role for role in Role if role.value in names)
-    user._workflow_roles = roles
-    return roles
+        return frozenset({Role.LEAD, Role.REVIEWER})
+    return frozenset(role for role in Role if role.value in names)
 
 
 def _visible_cases_q(user: Any, *, prefix: str = "") -> Q | None:
@@ -78,7 +81,7 @@ def note_versions(*, case: Case) -> QuerySet[Note]:
 
 
 def media_item_list_for_user(*, user: Any) -> QuerySet[MediaItem]:
-    """Return the media items in cases this user may see (a plain filter: the polling path)."""
+    """Return the media items in cases this user may see (workflows.polling applies the same rule in SQL)."""
     visible = _visible_cases_q(user, prefix="case__")
     return MediaItem.objects.all() if visible is None else MediaItem.objects.filter(visible)
 

@@ -16,9 +16,14 @@ from rest_framework.response import Response
 
 from verify.api import similarity as similarity_api
 from verify.api.idempotency import IDEMPOTENCY_KEY_PARAMETER, idempotent
-from verify.api.serializers import AnalysisStatusSerializer, MediaItemDetailSerializer, MediaItemSerializer
+from verify.api.serializers import (
+    AnalysisStatusSerializer,
+    MediaItemDetailSerializer,
+    MediaItemSerializer,
+    analysis_status_body,
+)
 from verify.models import Keyframe, MediaItem
-from workflows import selectors, services
+from workflows import polling, selectors, services
 from workflows.api.serializers import (
     AssignmentInputSerializer,
     AuditEventSerializer,
@@ -191,8 +196,6 @@ class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         user = self.request.user
         if self.action == "retrieve":
             return selectors.media_item_detail_for_user(user=user).select_related("uploaded_by")
-        if self.action == "status":
-            return selectors.media_item_list_for_user(user=user).only(*AnalysisStatusSerializer.model_fields)
         return selectors.media_item_list_for_user(user=user).select_related("uploaded_by")
 
     def get_serializer_context(self) -> dict[str, Any]:
@@ -236,7 +239,10 @@ class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, methods=["get"])
     def status(self, request: Request, pk: str | None = None) -> Response:
         """Return where the analysis stands: small and fast, for polling."""
-        return Response(AnalysisStatusSerializer(self.get_object()).data)
+        row = polling.media_item_status_for_user(user=request.user, pk=pk)
+        if row is None:
+            raise NotFound()
+        return Response(analysis_status_body(row))
 
     @extend_schema(responses=similarity_api.MediaMatchSerializer(many=True))
     @action(detail=True, methods=["get"])

@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 
 from verify import ffmpeg
 from verify.benchmark import analysis, sandbox, web
@@ -49,8 +50,8 @@ class Command(BaseCommand):
         )
         parser.add_argument("--web-workers", type=int, default=4, help="gunicorn sync workers for the status mode.")
         parser.add_argument("--connections", type=int, default=8, help="Concurrent connections of the load.")
-        parser.add_argument("--duration", type=float, default=10.0, help="Seconds of status load.")
-        parser.add_argument("--max-requests", type=int, default=20000, help="Upper bound of status requests.")
+        parser.add_argument("--duration", type=float, default=10.0, help="Seconds of status load per round.")
+        parser.add_argument("--max-requests", type=int, default=20000, help="Upper bound of status requests per round.")
         parser.add_argument("--sandboxed", type=Path, default=None, help="(internal) measure here, write JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -121,15 +122,15 @@ class Command(BaseCommand):
             size_bytes = SMOKE_UPLOAD_BYTES if smoke else UPLOAD_BYTES
             report = web.upload_benchmark(head_clip=small, size_bytes=size_bytes, workdir=workdir)
         else:
-            engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
             report = web.status_benchmark(
                 clip=small,
                 workdir=workdir,
                 web_workers=options["web_workers"],
                 connections=options["connections"],
                 duration_s=2.0 if smoke else options["duration"],
+                rounds=options["rounds"],
                 max_requests=options["max_requests"],
                 enforce=not smoke,
-                database=engine,
+                database=connection.vendor,
             )
         options["sandboxed"].write_text(report.to_json())
