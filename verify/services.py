@@ -27,10 +27,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from verify import ffmpeg, sniffing
+from verify.frame_digests import FrameDigester
 from verify.frames import (
     CandidateFrame,
     contact_sheet_render,
-    frame_hash,
     frames_judge,
     keyframes_choose,
     scene_cuts,
@@ -251,7 +251,7 @@ def _analyse(item: MediaItem) -> None:
             return  # audio-only evidence: the metadata is the whole analysis
         with tempfile.TemporaryDirectory(prefix="verify-frames-") as work:
             workdir = Path(work)
-            candidates = _keyframes_extract(item, path, probe, workdir)
+            candidates, digests = _keyframes_extract(item, path, probe, workdir)
             _progress(item, MediaItem.Stage.HASHES)
             chosen, truncated = keyframes_choose(
                 candidates,
@@ -261,7 +261,9 @@ def _analyse(item: MediaItem) -> None:
             _keyframes_save(item, chosen, truncated=truncated)
             _progress(item, MediaItem.Stage.CONTACT_SHEET)
             _contact_sheet_save(item, chosen, workdir)
-            matching.media_matches_update(media_item=item, frames=[(c.frame.path, c.frame.timestamp_s) for c in chosen])
+            matching.media_matches_update(
+                media_item=item, frames=[(c.frame.timestamp_s, digests.digest(c.frame.path).pdq) for c in chosen]
+            )
 
 
 def _probe(path: Path) -> tuple[dict[str, Any], ffmpeg.ProbeResult]:
@@ -342,7 +344,9 @@ def _metadata_save(item: MediaItem, raw: dict[str, Any], probe: ffmpeg.ProbeResu
     )
 
 
-def _keyframes_extract(item: MediaItem, path: Path, probe: ffmpeg.ProbeResult, workdir: Path) -> list[CandidateFrame]:
+def _keyframes_extract(
+    item: MediaItem, path: Path, probe: ffmpeg.ProbeResult, workdir: Path
+) -> tuple[list[CandidateFrame], FrameDigester]:
     _progress(item, MediaItem.Stage.KEYFRAMES)
     out_dir = workdir / "frames"
     out_dir.mkdir()
@@ -363,15 +367,16 @@ def _keyframes_extract(item: MediaItem, path: Path, probe: ffmpeg.ProbeResult, w
         limits=_input_limits(),
     )
     try:
-        result = ffmpeg.run(
-            argv,
-            timeout_s=settings.VERIFY_FFMPEG_TIMEOUT_S,
-            limits=_resource_limits(),
-            on_stdout_line=_keyframe_progress_reporter(item, probe.duration_s),
-            on_tick=_heartbeat(item),
-            max_stdout_bytes=_MAX_DIAGNOSTICS_BYTES,
-            max_stderr_bytes=_MAX_DIAGNOSTICS_BYTES,
-        )
+        with FrameDigester(out_dir) as digests:  # hashes the frames while ffmpeg decodes
+            result = ffmpeg.run(
+                argv,
+                timeout_s=settings.VERIFY_FFMPEG_TIMEOUT_S,
+                limits=_resource_limits(),
+                on_stdout_line=_keyframe_progress_reporter(item, probe.duration_s),
+                on_tick=_heartbeat(item),
+                max_stdout_bytes=_MAX_DIAGNOSTICS_BYTES,
+                max_stderr_bytes=_MAX_DIAGNOSTICS_BYTES,
+            )
     except ffmpeg.FFmpegError as exc:
         if exc.timed_out:
             raise AnalysisFailure("analysis_timeout", "Decoding the video took longer than allowed.") from exc
@@ -387,18 +392,18 @@ def _keyframes_extract(item: MediaItem, path: Path, probe: ffmpeg.ProbeResult, w
     cuts = scene_cuts(scores, threshold=settings.VERIFY_SCENE_THRESHOLD, min_shot_s=settings.VERIFY_MIN_SHOT_S)
     candidates = []
     for judged in frames_judge(frames, cuts=cuts, scores=scores, interval_s=interval_s):
-        phash, width, height = frame_hash(judged.frame.path)
+        digest = digests.digest(judged.frame.path)
         candidates.append(
             CandidateFrame(
                 frame=judged.frame,
                 reasons=judged.reasons,
                 scene_score=judged.scene_score,
-                phash=phash,
-                width=width,
-                height=height,
+                phash=digest.phash,
+                width=digest.width,
+                height=digest.height,
             )
         )
-    return candidates
+    return candidates, digests
 
 
 def _keyframe_progress_reporter(item: MediaItem, duration_s: float | None) -> Any:

@@ -1,5 +1,7 @@
 """Keyframe reasons, near-duplicate dropping, the cap, and contact sheets."""
 
+import shutil
+import time
 from pathlib import Path
 
 import imagehash
@@ -8,6 +10,7 @@ import pytest
 from PIL import Image
 
 from verify.ffmpeg import SelectedFrame
+from verify.frame_digests import FrameDigester, frame_digest
 from verify.frames import (
     CandidateFrame,
     contact_sheet_render,
@@ -140,3 +143,29 @@ def test_contact_sheet_needs_a_frame(tmp_path):
 @pytest.mark.parametrize(("seconds", "text"), [(0, "00:00.000"), (75.5, "01:15.500"), (3723.25, "1:02:03.250")])
 def test_format_timestamp(seconds, text):
     assert format_timestamp(seconds) == text
+
+
+def _noise_jpeg(path: Path, seed: int) -> Path:
+    pixels = np.random.default_rng(seed).integers(0, 255, (360, 640, 3), dtype=np.uint8)
+    Image.fromarray(pixels).resize((1280, 720)).save(path, "JPEG", quality=90)
+    return path
+
+
+def test_frame_digester_digests_each_frame_once_the_next_one_is_written(tmp_path):
+    sources = [_noise_jpeg(tmp_path / f"source-{index}.jpg", index) for index in range(4)]
+    out = tmp_path / "frames"
+    out.mkdir()
+    written = []
+    with FrameDigester(out) as digester:
+        for index, source in enumerate(sources, 1):
+            written.append(out / f"frame_{index:06d}.jpg")
+            shutil.copyfile(source, written[-1])
+        deadline = time.monotonic() + 10
+        while digester.digested() != set(written[:-1]) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        # Every complete frame is done while "ffmpeg" still runs; the newest one may be half-written.
+        assert digester.digested() == set(written[:-1])
+    for path in written:
+        assert digester.digest(path) == frame_digest(path)
+    assert digester.digested() == set(written)
+    assert len({digester.digest(path).pdq.pdq for path in written}) == 4

@@ -38,7 +38,11 @@ def _packed_hex(bits: np.ndarray) -> str:
 def image_pdq(path: Path) -> FramePdq:
     """Return the PDQ hash of an image file and of its mirror image, with its quality."""
     with Image.open(path) as image:
-        image.draft("RGB", (_PDQ_INPUT_PX, _PDQ_INPUT_PX))
+        # JPEG decodes straight to a half, quarter or eighth of its size: ask for the smallest
+        # one that still covers the thumbnail (asking for a 512x512 square would make a 16:9
+        # frame decode at full size, as no reduction keeps its height at 512).
+        scale = _PDQ_INPUT_PX / max(image.size)
+        image.draft("RGB", (max(1, round(image.width * scale)), max(1, round(image.height * scale))))
         rgb = image.convert("RGB")
     rgb.thumbnail((_PDQ_INPUT_PX, _PDQ_INPUT_PX))
     pixels = np.asarray(rgb)

@@ -20,7 +20,6 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 
 from verify.models import Keyframe, KeyframeFingerprint, MediaItem, MediaMatch
-from verify.similarity.hashes import PDQ_BITS, HashIndex, hamming_hex, hashes_array, image_pdq
+from verify.similarity.hashes import PDQ_BITS, FramePdq, HashIndex, hamming_hex, hashes_array
 
 logger = logging.getLogger(__name__)
 
@@ -229,10 +228,10 @@ def matches_find(
     return sorted(best.values(), key=lambda m: (-len(m.frame_pairs), m.other_id))
 
 
-def media_matches_update(*, media_item: MediaItem, frames: Sequence[tuple[Path, float]]) -> list[Match]:
+def media_matches_update(*, media_item: MediaItem, frames: Sequence[tuple[float, FramePdq]]) -> list[Match]:
     """Fingerprint the item's keyframes, find the archived items it matches and store the pairs.
 
-    ``frames`` are the (image path, timestamp) of the keyframes just saved. Idempotent: the
+    ``frames`` are the (timestamp, PDQ hashes) of the keyframes just saved. Idempotent: the
     item's fingerprints and its matches (from both sides) are replaced, so a re-run converges
     to the same rows. The fingerprints are committed before the lookup, so of two copies
     analysed at the same time the second to look finds the first, and the pair is stored
@@ -241,11 +240,10 @@ def media_matches_update(*, media_item: MediaItem, frames: Sequence[tuple[Path, 
     keyframes = {k.timestamp_s: k for k in Keyframe.objects.filter(media_item=media_item)}
     fingerprints = []
     mirrored: dict[float, str] = {}
-    for path, timestamp_s in frames:
+    for timestamp_s, frame in frames:
         keyframe = keyframes.get(timestamp_s)
         if keyframe is None:
             continue
-        frame = image_pdq(path)
         fingerprints.append(
             KeyframeFingerprint(
                 keyframe=keyframe,
