@@ -1,7 +1,7 @@
 """Hash the frames ffmpeg writes while it is still decoding, so hashing adds little wall time.
 
 The keyframe pass writes numbered JPEGs; every kept frame then needs its pHash (near-duplicate
-dropping) and its PDQ hashes (recycled footage). ffmpeg leaves a core partly idle while it
+dropping), its PDQ hashes (recycled footage) and a tile for the contact sheet. ffmpeg leaves a core partly idle while it
 decodes, so a thread digests each frame as soon as it is complete instead of after ffmpeg
 exits. Pillow decodes and scales without holding the GIL, and the worker's own thread only
 reads ffmpeg's progress meanwhile.
@@ -15,27 +15,30 @@ from pathlib import Path
 from types import TracebackType
 
 import imagehash
+from PIL import Image
 
-from verify.frames import frame_hash
-from verify.similarity.hashes import FramePdq, image_pdq
+from verify.frames import contact_sheet_tile, frame_hash
+from verify.similarity.hashes import FramePdq, pdq_input, pixels_pdq
 
 _POLL_S = 0.05
 
 
 @dataclass(frozen=True)
 class FrameDigest:
-    """What the analysis needs of one frame image: its pHash, size and PDQ hashes."""
+    """What the analysis needs of one frame image: its pHash, size, PDQ hashes and contact-sheet tile."""
 
     phash: imagehash.ImageHash
     width: int
     height: int
     pdq: FramePdq
+    tile: Image.Image
 
 
 def frame_digest(path: Path) -> FrameDigest:
     """Return the digest of an image file."""
     phash, width, height = frame_hash(path)
-    return FrameDigest(phash=phash, width=width, height=height, pdq=image_pdq(path))
+    scaled = pdq_input(path)
+    return FrameDigest(phash=phash, width=width, height=height, pdq=pixels_pdq(scaled), tile=contact_sheet_tile(scaled))
 
 
 class FrameDigester:

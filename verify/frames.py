@@ -147,7 +147,14 @@ _LABEL_HEIGHT = 28
 _GAP = 8
 
 
-def contact_sheet_render(tiles: Sequence[tuple[Path, float]], destination: Path) -> tuple[int, int]:
+def contact_sheet_tile(image: Image.Image) -> Image.Image:
+    """Return a copy of a frame image scaled for the contact sheet (at most a tile wide, two tall)."""
+    tile = image.convert("RGB")
+    tile.thumbnail((CONTACT_SHEET_TILE_WIDTH, CONTACT_SHEET_TILE_WIDTH * 2))
+    return tile
+
+
+def contact_sheet_render(tiles: Sequence[tuple[Image.Image, float]], destination: Path) -> tuple[int, int]:
     """Draw the frames as a grid with each timestamp printed under its tile; return the size.
 
     Tiles keep their aspect ratio inside a cell as tall as the tallest scaled frame, so
@@ -155,10 +162,7 @@ def contact_sheet_render(tiles: Sequence[tuple[Path, float]], destination: Path)
     """
     if not tiles:
         raise ValueError("a contact sheet needs at least one frame")
-    sizes = []
-    for path, _ in tiles:
-        with Image.open(path) as image:
-            sizes.append(image.size)
+    sizes = [image.size for image, _ in tiles]
     cell_height = max(round(CONTACT_SHEET_TILE_WIDTH * h / w) for w, h in sizes)
     cell_height = min(cell_height, CONTACT_SHEET_TILE_WIDTH * 2)
     columns = min(CONTACT_SHEET_COLUMNS, len(tiles))
@@ -168,14 +172,12 @@ def contact_sheet_render(tiles: Sequence[tuple[Path, float]], destination: Path)
     sheet = Image.new("RGB", (sheet_width, sheet_height), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=18)
-    for index, (path, timestamp_s) in enumerate(tiles):
+    for index, (image, timestamp_s) in enumerate(tiles):
         row, column = divmod(index, columns)
         left = _GAP + column * (CONTACT_SHEET_TILE_WIDTH + _GAP)
         top = _GAP + row * (cell_height + _LABEL_HEIGHT + _GAP)
-        with Image.open(path) as image:
-            image.draft("RGB", (CONTACT_SHEET_TILE_WIDTH, cell_height))
-            tile = image.convert("RGB")
-            tile.thumbnail((CONTACT_SHEET_TILE_WIDTH, cell_height))
+        tile = image.convert("RGB")
+        tile.thumbnail((CONTACT_SHEET_TILE_WIDTH, cell_height))
         offset_x = left + (CONTACT_SHEET_TILE_WIDTH - tile.width) // 2
         offset_y = top + (cell_height - tile.height) // 2
         sheet.paste(tile, (offset_x, offset_y))

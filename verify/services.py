@@ -25,6 +25,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from PIL import Image
 
 from verify import ffmpeg, sniffing
 from verify.frame_digests import FrameDigester
@@ -260,10 +261,9 @@ def _analyse(item: MediaItem) -> None:
             )
             _keyframes_save(item, chosen, truncated=truncated)
             _progress(item, MediaItem.Stage.CONTACT_SHEET)
-            _contact_sheet_save(item, chosen, workdir)
-            matching.media_matches_update(
-                media_item=item, frames=[(c.frame.timestamp_s, digests.digest(c.frame.path).pdq) for c in chosen]
-            )
+            kept = [(c.frame.timestamp_s, digests.digest(c.frame.path)) for c in chosen]
+            _contact_sheet_save(item, [(digest.tile, timestamp_s) for timestamp_s, digest in kept], workdir)
+            matching.media_matches_update(media_item=item, frames=[(t, digest.pdq) for t, digest in kept])
 
 
 def _probe(path: Path) -> tuple[dict[str, Any], ffmpeg.ProbeResult]:
@@ -467,9 +467,9 @@ def _keyframes_save(item: MediaItem, chosen: list[CandidateFrame], *, truncated:
         )
 
 
-def _contact_sheet_save(item: MediaItem, chosen: list[CandidateFrame], workdir: Path) -> None:
+def _contact_sheet_save(item: MediaItem, tiles: list[tuple[Image.Image, float]], workdir: Path) -> None:
     sheet_path = workdir / "contact-sheet.jpg"
-    contact_sheet_render([(c.frame.path, c.frame.timestamp_s) for c in chosen], sheet_path)
+    contact_sheet_render(tiles, sheet_path)
     name = _replace_file(_derived_name(item, "contact-sheet.jpg"), sheet_path)
     MediaItem.objects.filter(pk=item.pk).update(contact_sheet=name, updated_at=timezone.now())
 

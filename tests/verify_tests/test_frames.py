@@ -14,6 +14,7 @@ from verify.frame_digests import FrameDigester, frame_digest
 from verify.frames import (
     CandidateFrame,
     contact_sheet_render,
+    contact_sheet_tile,
     format_timestamp,
     frame_hash,
     frames_judge,
@@ -126,7 +127,8 @@ def test_contact_sheet_lays_out_tiles_in_rows(tmp_path):
     for index in range(7):
         path = tmp_path / f"{index}.jpg"
         Image.new("RGB", (640, 360), (index * 30, 100, 100)).save(path)
-        tiles.append((path, index * 12.5))
+        with Image.open(path) as image:
+            tiles.append((contact_sheet_tile(image), index * 12.5))
 
     width, height = contact_sheet_render(tiles, tmp_path / "sheet.jpg")
 

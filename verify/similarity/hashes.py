@@ -37,6 +37,11 @@ def _packed_hex(bits: np.ndarray) -> str:
 
 def image_pdq(path: Path) -> FramePdq:
     """Return the PDQ hash of an image file and of its mirror image, with its quality."""
+    return pixels_pdq(pdq_input(path))
+
+
+def pdq_input(path: Path) -> Image.Image:
+    """Return an image file as RGB, scaled to fit 512 px: what PDQ is computed on."""
     with Image.open(path) as image:
         # JPEG decodes straight to a half, quarter or eighth of its size: ask for the smallest
         # one that still covers the thumbnail (asking for a 512x512 square would make a 16:9
@@ -45,6 +50,11 @@ def image_pdq(path: Path) -> FramePdq:
         image.draft("RGB", (max(1, round(image.width * scale)), max(1, round(image.height * scale))))
         rgb = image.convert("RGB")
     rgb.thumbnail((_PDQ_INPUT_PX, _PDQ_INPUT_PX))
+    return rgb
+
+
+def pixels_pdq(rgb: Image.Image) -> FramePdq:
+    """Return the PDQ hash of an RGB image and of its mirror image, with its quality."""
     pixels = np.asarray(rgb)
     bits, quality = pdqhash.compute(pixels)
     mirrored_bits, _ = pdqhash.compute(np.ascontiguousarray(pixels[:, ::-1]))

@@ -35,7 +35,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--mode", choices=(*MODES, "all"), default="analysis")
         parser.add_argument("--size", choices=SIZES, default="1280x720", help="Reference clip size.")
-        parser.add_argument("--rounds", type=int, default=3, help="Interleaved rounds of each timing.")
+        parser.add_argument("--rounds", type=int, default=5, help="Interleaved rounds of each timing.")
         parser.add_argument(
             "--smoke",
             action="store_true",
