@@ -1,14 +1,15 @@
 """Hash the frames ffmpeg writes while it is still decoding, so hashing adds little wall time.
 
 The keyframe pass writes numbered JPEGs; every kept frame then needs its pHash (near-duplicate
-dropping), its PDQ hashes (recycled footage) and a tile for the contact sheet. ffmpeg leaves a core partly idle while it
-decodes, so a thread digests each frame as soon as it is complete instead of after ffmpeg
-exits. Pillow decodes and scales without holding the GIL, and the worker's own thread only
-reads ffmpeg's progress meanwhile.
+dropping), its PDQ hashes (recycled footage) and a tile for the contact sheet. ffmpeg leaves a
+core partly idle while it decodes, so a thread digests each frame as soon as it is complete
+instead of after ffmpeg exits. Pillow decodes and scales without holding the GIL, and the
+worker's own thread only reads ffmpeg's progress meanwhile.
 """
 
 from __future__ import annotations
 
+import io
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +32,21 @@ class FrameDigest:
     width: int
     height: int
     pdq: FramePdq
-    tile: Image.Image
+    # Kept as JPEG: a long clip writes hundreds of frames, and raw tiles would hold ~0.2-0.6 MB each.
+    tile_jpeg: bytes
+
+    def tile(self) -> Image.Image:
+        """Return the contact-sheet tile."""
+        return Image.open(io.BytesIO(self.tile_jpeg))
 
 
 def frame_digest(path: Path) -> FrameDigest:
     """Return the digest of an image file."""
     phash, width, height = frame_hash(path)
     scaled = pdq_input(path)
-    return FrameDigest(phash=phash, width=width, height=height, pdq=pixels_pdq(scaled), tile=contact_sheet_tile(scaled))
+    tile = io.BytesIO()
+    contact_sheet_tile(scaled).save(tile, "JPEG", quality=95)
+    return FrameDigest(phash=phash, width=width, height=height, pdq=pixels_pdq(scaled), tile_jpeg=tile.getvalue())
 
 
 class FrameDigester:

@@ -262,7 +262,7 @@ def _analyse(item: MediaItem) -> None:
             _keyframes_save(item, chosen, truncated=truncated)
             _progress(item, MediaItem.Stage.CONTACT_SHEET)
             kept = [(c.frame.timestamp_s, digests.digest(c.frame.path)) for c in chosen]
-            _contact_sheet_save(item, [(digest.tile, timestamp_s) for timestamp_s, digest in kept], workdir)
+            _contact_sheet_save(item, [(digest.tile(), timestamp_s) for timestamp_s, digest in kept], workdir)
             matching.media_matches_update(media_item=item, frames=[(t, digest.pdq) for t, digest in kept])
 
 

@@ -59,9 +59,10 @@ AND (
 """
 
 
-def _user_field_names() -> list[str]:
+@functools.cache
+def _user_field_names() -> tuple[str, ...]:
     # Model.from_db takes the loaded values in the model's field order.
-    return [field.attname for field in get_user_model()._meta.concrete_fields if field.attname in USER_FIELDS]
+    return tuple(field.attname for field in get_user_model()._meta.concrete_fields if field.attname in USER_FIELDS)
 
 
 @functools.cache
