@@ -364,6 +364,7 @@ def _keyframes_extract(
         # Unconfirmed candidates and near-duplicates are dropped afterwards, so let ffmpeg
         # write more than the cap.
         max_frames=settings.VERIFY_MAX_KEYFRAMES * 4,
+        decoder_threads=settings.VERIFY_DECODER_THREADS,
         limits=_input_limits(),
     )
     try:

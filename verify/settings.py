@@ -5,6 +5,7 @@ kombu's filesystem transport as the Celery broker and media under ``var/``. Real
 set ``DATABASE_URL``, ``CELERY_BROKER_URL`` and, for shared storage, ``AWS_STORAGE_BUCKET_NAME``.
 """
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +229,9 @@ VERIFY_KEYFRAME_INTERVAL_S = env_positive_float("VERIFY_KEYFRAME_INTERVAL_S", 10
 VERIFY_SCENE_THRESHOLD = env_positive_float("VERIFY_SCENE_THRESHOLD", 0.3)
 VERIFY_SCENE_CANDIDATE_THRESHOLD = env_positive_float("VERIFY_SCENE_CANDIDATE_THRESHOLD", 0.08)
 VERIFY_MIN_SHOT_S = env_positive_float("VERIFY_MIN_SHOT_S", 0.5)
+# Decoder threads in the keyframe pass: two more than the cores keep the decoder busy while
+# ffmpeg's main thread runs the filters (ffmpeg itself takes cores + 1, and at most 16).
+VERIFY_DECODER_THREADS = env_positive_int("VERIFY_DECODER_THREADS", min(len(os.sched_getaffinity(0)) + 2, 16))
 # Two neighbouring frames whose 64-bit pHashes differ in at most this many bits are the same picture.
 VERIFY_NEAR_DUPLICATE_BITS = env.int("VERIFY_NEAR_DUPLICATE_BITS", default=6)
 VERIFY_ANALYSIS_MODE = env.str("VERIFY_ANALYSIS_MODE", default="full")
