@@ -353,11 +353,14 @@ def keyframes_argv(
         .filter("metadata", mode="print", file=str(candidates_file))
         .filter("showinfo")
         # One encoder thread: only a few dozen JPEGs are written, and a thread pool per output
-        # costs ~30 MB of peak memory at 1080p for no speed.
+        # costs ~30 MB of peak memory at 1080p for no speed. The standard Huffman tables
+        # instead of per-image optimal ones (lossless either way, a few % larger files) spare
+        # a second pass over each frame and a buffer of all its coefficients (~6 MB at 1080p).
         .output(
             str(out_dir / "frame_%06d.jpg"),
             f="image2",
             fps_mode="vfr",
+            huffman="default",
             **{"frames:v": max_frames, "q:v": 2, "threads:v": 1},
         )
     )

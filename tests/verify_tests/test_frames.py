@@ -4,12 +4,13 @@ import shutil
 import time
 from pathlib import Path
 
+import ffmpeg as ffmpeg_python
 import imagehash
 import numpy as np
 import pytest
 from PIL import Image
 
-from verify.ffmpeg import SelectedFrame
+from verify.ffmpeg import REFERENCE_SOURCES, SelectedFrame
 from verify.frame_digests import FrameDigester, frame_digest
 from verify.frames import (
     CandidateFrame,
@@ -19,6 +20,7 @@ from verify.frames import (
     frame_hash,
     frames_judge,
     keyframes_choose,
+    phash,
     scene_cuts,
 )
 
@@ -120,6 +122,19 @@ def test_frame_hash_is_stable_and_tells_different_pictures_apart(tmp_path):
     assert (width, height) == (320, 240)
     assert a - a_small <= 4
     assert a - b > 20
+
+
+@pytest.mark.parametrize("source", REFERENCE_SOURCES)
+def test_phash_equals_imagehash_phash_on_decoded_frames(tmp_path, source):
+    # given: a frame of each reference source, as ffmpeg writes keyframes, and a blob picture
+    path = tmp_path / "frame.jpg"
+    ffmpeg_python.input(f"{source}=s=640x360:r=25", f="lavfi", t=2).output(
+        str(path), **{"frames:v": 1, "q:v": 2}, ss=1
+    ).overwrite_output().run(quiet=True)
+
+    for picture in (Image.open(path), blobs(len(source))):
+        # then: the same 64 bits as the library's own pHash (which takes its DCT with scipy)
+        assert str(phash(picture)) == str(imagehash.phash(picture))
 
 
 def test_contact_sheet_lays_out_tiles_in_rows(tmp_path):
