@@ -4,6 +4,7 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import ffmpeg as ffmpeg_python
 import pytest
@@ -70,7 +71,7 @@ def test_probe_argv_refuses_a_relative_path():
         ffmpeg.probe_argv(Path("-i"), ffprobe="ffprobe")
 
 
-def keyframes_argv(tmp_path: Path, candidate_threshold: float | None) -> list[str]:
+def keyframes_argv(tmp_path: Path, candidate_threshold: float | None, **options: Any) -> list[str]:
     return ffmpeg.keyframes_argv(
         Path("/srv/x"),
         ffmpeg="ffmpeg",
@@ -80,6 +81,7 @@ def keyframes_argv(tmp_path: Path, candidate_threshold: float | None) -> list[st
         scene_candidate_threshold=candidate_threshold,
         interval_s=10,
         max_frames=800,
+        **options,
     )
 
 
@@ -97,6 +99,18 @@ def test_keyframes_argv_full_mode_is_one_decoding_pass_with_three_selectors(tmp_
     assert argv[argv.index("-frames:v") + 1] == "800"
     assert argv[argv.index("-i") + 1] == "file:/srv/x"
     assert argv[argv.index("-protocol_whitelist") + 1] == "file"
+    # the filters on one thread, the JPEG encoder on one, the decoder on ffmpeg's own count
+    assert argv[argv.index("-filter_complex_threads") + 1] == "1"
+    assert argv[argv.index("-threads:v") + 1] == "1"
+    assert "-threads" not in argv
+    assert argv[argv.index("-huffman") + 1] == "default"
+
+
+def test_keyframes_argv_sets_the_decoder_threads_on_the_input(tmp_path):
+    argv = keyframes_argv(tmp_path, 0.08, decoder_threads=4)
+
+    assert argv[argv.index("-threads") + 1] == "4"
+    assert argv.index("-threads") < argv.index("-i")
 
 
 def test_keyframes_argv_fast_mode_decodes_key_frames_only(tmp_path):
@@ -106,6 +120,8 @@ def test_keyframes_argv_fast_mode_decodes_key_frames_only(tmp_path):
     assert argv.index("-skip_frame") < argv.index("-i")
     graph = argv[argv.index("-filter_complex") + 1]
     assert "scene" not in graph and "split" not in graph
+    # writing JPEGs is most of fast mode's work: two encoder threads
+    assert argv[argv.index("-threads:v") + 1] == "2"
 
 
 def test_parse_probe_normalises_an_iphone_clip():
