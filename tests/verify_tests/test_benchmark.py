@@ -51,5 +51,8 @@ def test_benchmark_smoke_prints_the_table_and_exits_zero():
         "queries for GET /api/v1/cases/, 1 vs 50 items",
     }
     assert any(name.startswith("4. web worker growth") for name in enforced)
+    # the control (401 answers) is timed too, whichever load generator ran
+    control = re.search(r"answered an unauthenticated request .* at (\d+) req/s, p95 ([\d.]+) ms in the median", output)
+    assert control and int(control[1]) > 0 and float(control[2]) > 0, output
     assert "MISSED" not in output
     assert re.search(r"All \d+ enforced checks met\.", output)

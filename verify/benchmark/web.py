@@ -306,8 +306,13 @@ def wrk_load(
     )
 
 
-def threads_load(url: str, token: str, *, connections: int, duration_s: float, max_requests: int) -> LoadResult:
-    """Load url from Python threads (when wrk is not installed); bounded in time and count."""
+def threads_load(
+    url: str, token: str, *, connections: int, duration_s: float, max_requests: int, expected_status: int = 200
+) -> LoadResult:
+    """Load url from Python threads (when wrk is not installed); bounded in time and count.
+
+    A request counts, with its latency, when it is answered with ``expected_status``.
+    """
     host_port = url.split("://", 1)[1].split("/", 1)
     host, port = host_port[0].rsplit(":", 1)
     path = "/" + host_port[1]
@@ -325,7 +330,7 @@ def threads_load(url: str, token: str, *, connections: int, duration_s: float, m
             conn = http.client.HTTPConnection(host, int(port), timeout=5)
             try:
                 conn.request("GET", path, headers={"Authorization": f"Token {token}"} if token else {})
-                ok = conn.getresponse().status == 200
+                ok = conn.getresponse().status == expected_status
             except OSError:
                 ok = False
             finally:
@@ -413,7 +418,7 @@ def status_benchmark(
             return wrk_load(server.url + url, token, threads=2, connections=connections, duration_s=seconds,
                             max_requests=max_requests, workdir=workdir)  # fmt: skip
         return threads_load(server.url + url, token, connections=connections, duration_s=seconds,
-                            max_requests=max_requests)  # fmt: skip
+                            max_requests=max_requests, expected_status=200 if token else 401)  # fmt: skip
 
     loads: list[LoadResult] = []
     controls: list[LoadResult] = []
