@@ -96,9 +96,13 @@ def frames_judge(
 # pHash keeps the 8x8 lowest frequencies of the DCT-II of a 32x32 grey copy. imagehash.phash
 # takes that DCT with scipy.fftpack, whose import adds ~28 MB to every worker process; two
 # products with the first eight rows of the (unnormalised, as scipy's) DCT-II matrix give the
-# same coefficients.
+# same coefficients. Where a coefficient is zero (flat frames, title cards, gradients) scipy
+# returns exactly 0 and the products a rounding residue near 1e-10, which would decide a bit
+# against the median; rounding to 1e-6, far below any coefficient integer pixels can make,
+# gives scipy's zeros back.
 _PHASH_BITS_SIDE = 8
 _PHASH_IMAGE_SIDE = 32
+_PHASH_DECIMALS = 6
 _PHASH_DCT_ROWS = 2 * np.cos(
     np.pi * np.outer(np.arange(_PHASH_BITS_SIDE), 2 * np.arange(_PHASH_IMAGE_SIDE) + 1) / (2 * _PHASH_IMAGE_SIDE)
 )
@@ -108,7 +112,7 @@ def phash(image: Image.Image) -> imagehash.ImageHash:
     """Return the 64-bit DCT perceptual hash of an image, bit for bit ``imagehash.phash(image)``."""
     side = _PHASH_IMAGE_SIDE
     pixels = np.asarray(image.convert("L").resize((side, side), Image.Resampling.LANCZOS), dtype=np.float64)
-    low_frequencies = _PHASH_DCT_ROWS @ pixels @ _PHASH_DCT_ROWS.T
+    low_frequencies = np.round(_PHASH_DCT_ROWS @ pixels @ _PHASH_DCT_ROWS.T, _PHASH_DECIMALS)
     return imagehash.ImageHash(low_frequencies > np.median(low_frequencies))
 
 

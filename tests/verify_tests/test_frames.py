@@ -8,7 +8,7 @@ import ffmpeg as ffmpeg_python
 import imagehash
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from verify.ffmpeg import REFERENCE_SOURCES, SelectedFrame
 from verify.frame_digests import FrameDigester, frame_digest
@@ -134,6 +134,26 @@ def test_phash_equals_imagehash_phash_on_decoded_frames(tmp_path, source):
 
     for picture in (Image.open(path), blobs(len(source))):
         # then: the same 64 bits as the library's own pHash (which takes its DCT with scipy)
+        assert str(phash(picture)) == str(imagehash.phash(picture))
+
+
+def flat_pictures() -> list[Image.Image]:
+    """Return pictures whose DCT has exact zeros: plain colours, gradients, title cards, half-black frames."""
+    pictures = [Image.new("RGB", (640, 360), (grey, grey, grey)) for grey in (1, 16, 128, 235, 255)]
+    pictures.append(Image.new("RGB", (320, 240), (10, 200, 30)))
+    gradient = Image.linear_gradient("L")
+    pictures += [gradient, gradient.rotate(90), gradient.resize((640, 360))]
+    card = Image.new("RGB", (640, 360), (20, 20, 120))
+    ImageDraw.Draw(card).text((200, 170), "BREAKING NEWS", fill=(255, 255, 255))
+    pictures.append(card)
+    half = np.zeros((360, 640), dtype=np.uint8)
+    half[:, :320] = 200
+    pictures.append(Image.fromarray(half))
+    return pictures
+
+
+def test_phash_equals_imagehash_phash_on_flat_pictures():
+    for picture in flat_pictures():
         assert str(phash(picture)) == str(imagehash.phash(picture))
 
 
