@@ -229,9 +229,11 @@ VERIFY_KEYFRAME_INTERVAL_S = env_positive_float("VERIFY_KEYFRAME_INTERVAL_S", 10
 VERIFY_SCENE_THRESHOLD = env_positive_float("VERIFY_SCENE_THRESHOLD", 0.3)
 VERIFY_SCENE_CANDIDATE_THRESHOLD = env_positive_float("VERIFY_SCENE_CANDIDATE_THRESHOLD", 0.08)
 VERIFY_MIN_SHOT_S = env_positive_float("VERIFY_MIN_SHOT_S", 0.5)
+# The cores this process may run on (sched_getaffinity is Linux-only; elsewhere all of them).
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 # Decoder threads in the keyframe pass: two more than the cores keep the decoder busy while
 # ffmpeg's main thread runs the filters (ffmpeg itself takes cores + 1, and at most 16).
-VERIFY_DECODER_THREADS = env_positive_int("VERIFY_DECODER_THREADS", min(len(os.sched_getaffinity(0)) + 2, 16))
+VERIFY_DECODER_THREADS = env_positive_int("VERIFY_DECODER_THREADS", min(_CORES + 2, 16))
 # Two neighbouring frames whose 64-bit pHashes differ in at most this many bits are the same picture.
 VERIFY_NEAR_DUPLICATE_BITS = env.int("VERIFY_NEAR_DUPLICATE_BITS", default=6)
 VERIFY_ANALYSIS_MODE = env.str("VERIFY_ANALYSIS_MODE", default="full")
