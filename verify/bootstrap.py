@@ -2,7 +2,9 @@
 
 Loaded by manage.py by file path, before Django is importable: it makes sure ffmpeg and
 ffprobe are installed (with apt-get where it can), creates ``.venv`` with the pinned
-requirements, and then re-runs the command inside that virtualenv.
+requirements, and then re-runs the command inside that virtualenv. ``up`` needs only the
+runtime pins (requirements.txt); every other command, ``test`` first of all, also gets the test
+and tooling pins (requirements-dev.txt), as does ``up`` with VERIFY_DEV_REQUIREMENTS=1.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_DIR = ROOT / ".venv"
+# One digest per line, for each requirements set installed in .venv as it is now.
 STAMP = VENV_DIR / ".requirements.sha256"
+RUNTIME_REQUIREMENTS = ROOT / "requirements.txt"
+DEV_REQUIREMENTS = ROOT / "requirements-dev.txt"
+# The only command that runs on the runtime pins alone.
+RUNTIME_ONLY_COMMANDS = {"up"}
 # System packages each command needs: the service needs ffmpeg; the test suite also drives
 # a headless Chromium through chromedriver.
 # pdqhash (perceptual hashes) builds from source, so pip needs a C++ compiler.
@@ -91,22 +98,42 @@ def ensure_system_packages(command: str) -> None:
         raise SystemExit(2)
 
 
-def ensure_virtualenv() -> Path:
-    """Create .venv and install requirements.txt into it when they changed; return its python."""
+def wants_dev_requirements(command: str) -> bool:
+    """Return True when ``command`` needs the test and tooling pins as well as the runtime ones."""
+    return command not in RUNTIME_ONLY_COMMANDS or os.environ.get("VERIFY_DEV_REQUIREMENTS") == "1"
+
+
+def _digests() -> tuple[str, str]:
+    runtime = RUNTIME_REQUIREMENTS.read_bytes()
+    runtime_digest = hashlib.sha256(runtime).hexdigest()
+    # requirements-dev.txt includes requirements.txt, so its stamp covers both files.
+    dev_digest = hashlib.sha256(runtime + b"\0" + DEV_REQUIREMENTS.read_bytes()).hexdigest()
+    return runtime_digest, dev_digest
+
+
+def ensure_virtualenv(*, dev: bool) -> Path:
+    """Create .venv and install the pins it lacks (runtime, or runtime + dev); return its python.
+
+    The stamp lists the digest of every set installed: a .venv made for ``test`` serves ``up``
+    as it is, and one made for ``up`` gets the dev pins the first time ``test`` runs. A changed
+    requirements file changes its digest, so the next command installs again.
+    """
     python = VENV_DIR / "bin" / "python"
-    requirements = ROOT / "requirements.txt"
-    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()
-    if python.exists() and STAMP.exists() and STAMP.read_text().strip() == digest:
+    runtime_digest, dev_digest = _digests()
+    wanted = dev_digest if dev else runtime_digest
+    installed = set(STAMP.read_text().split()) if python.exists() and STAMP.exists() else set()
+    if wanted in installed:
         return python
     if not python.exists():
         _say(f"creating {VENV_DIR}")
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV_DIR)
-    _say("installing pinned requirements (first run takes a minute)")
+    requirements = DEV_REQUIREMENTS if dev else RUNTIME_REQUIREMENTS
+    _say(f"installing the pins in {requirements.name} (first run takes a minute)")
     subprocess.run(  # noqa: S603
         [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(requirements)],
         check=True,
     )
-    STAMP.write_text(digest)
+    STAMP.write_text("\n".join([runtime_digest, dev_digest] if dev else [runtime_digest]) + "\n")
     return python
 
 
@@ -115,5 +142,5 @@ def bootstrap_and_reexec(argv: list[str]) -> None:
     command = argv[1] if len(argv) > 1 else ""
     if command in APT_PACKAGES:
         ensure_system_packages(command)
-    python = ensure_virtualenv()
+    python = ensure_virtualenv(dev=wants_dev_requirements(command))
     os.execv(python, [str(python), *argv])  # noqa: S606
