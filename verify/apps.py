@@ -11,6 +11,10 @@ class VerifyConfig(AppConfig):
     verbose_name = "Media evidence"
 
     def ready(self) -> None:
+        # Configure the Celery app in every Django process, so that jobs sent from the web
+        # process use the project's broker; the package itself stays importable without Celery.
+        from verify import celery  # noqa: F401
+
         # Embedded defaults keep everything under var/; make sure its folders exist.
         broker_options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
         for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):

@@ -29,8 +29,7 @@ def _reconcile_forever() -> None:
     from django.conf import settings
     from django.db import connections
 
-    from verify.services import analysis_reconcile
-    from verify.tasks import originals_verify_task
+    from verify.jobs import analysis_reconcile, integrity_check_enqueue
 
     next_integrity_check = time.monotonic()
     while not _stop.wait(settings.VERIFY_RECONCILE_INTERVAL_S):
@@ -39,7 +38,7 @@ def _reconcile_forever() -> None:
             if report.resent or report.reclaimed or report.abandoned:
                 logger.info("reconciler: %s", report)
             if time.monotonic() >= next_integrity_check:
-                originals_verify_task.delay()
+                integrity_check_enqueue()
                 next_integrity_check = time.monotonic() + settings.VERIFY_INTEGRITY_CHECK_INTERVAL_S
         except Exception:
             logger.exception("reconciler pass failed; trying again at the next interval")

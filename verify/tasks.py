@@ -6,7 +6,9 @@ from celery import Task, shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from verify.services import AnalysisRetry, analysis_run, originals_verify
+from verify.analysis import analysis_run
+from verify.integrity import originals_verify
+from verify.jobs import AnalysisRetry
 
 _RETRY_BACKOFF_S = (10, 60, 300)
 _INTEGRITY_BATCH_FILES = 200

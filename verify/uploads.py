@@ -83,6 +83,7 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
         uploaded = super().file_complete(file_size)
         if uploaded is not None:
             uploaded.sha256 = self.digest.hexdigest()  # type: ignore[attr-defined]
+            uploaded.sniffed = self.sniffed  # type: ignore[attr-defined]
         return uploaded
 
     def _sniff(self) -> None:

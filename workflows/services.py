@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from verify.api.errors import DomainError
 from verify.models import Keyframe, MediaItem
-from verify.services import media_item_create
+from verify.intake import media_item_create
 from workflows import transitions
 from workflows.models import Assignment, AuditEvent, Case, ChecklistItem, Note, ReviewerPreference, Status, Verdict
 from workflows.selectors import user_roles

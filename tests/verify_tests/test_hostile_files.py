@@ -26,8 +26,8 @@ from PIL import Image
 from tests import media
 from tests.conftest import submit, wait_for_analysis
 from verify import ffmpeg
+from verify.analysis import analysis_run
 from verify.models import MediaItem
-from verify.services import analysis_run
 
 # --- building the hostile files -------------------------------------------------------------
 

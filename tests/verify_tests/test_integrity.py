@@ -17,8 +17,9 @@ from rest_framework.test import APIClient
 
 from tests.conftest import start_worker, stop_worker, submit
 from verify import ffmpeg
+from verify.analysis import analysis_run
+from verify.integrity import originals_verify
 from verify.models import Keyframe, MediaItem
-from verify.services import analysis_run, originals_verify
 from verify.signals import original_integrity_failed
 
 

@@ -11,8 +11,8 @@ from django.urls import reverse
 
 from tests import media
 from tests.conftest import make_user, submit, token_client
+from verify.analysis import analysis_run
 from verify.models import Keyframe, MediaItem
-from verify.services import analysis_run
 from workflows import services
 from workflows.models import AuditEvent, Case, ChecklistItem, Note, ReviewerPreference
 

@@ -9,8 +9,8 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from tests.conftest import make_user, submit, token_client
+from verify.intake import escape_client_filename
 from verify.models import MediaItem
-from verify.services import escape_client_filename
 from workflows.models import Case
 
 

@@ -2,7 +2,7 @@
 
 The analyses run in processes forked from this one, the way a Celery prefork worker runs tasks
 in pool children forked from a process that has Django loaded: one long-lived child per mode
-calls ``verify.services.analysis_run`` (the code the Celery task runs) for each round. Each
+calls ``verify.analysis.analysis_run`` (the code the Celery task runs) for each round. Each
 child first analyses a small clip, so the rounds measure a worker in its steady state; what
 that first analysis cost extra is reported on its own.
 
@@ -33,12 +33,12 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import connections
 
 from verify import ffmpeg
+from verify.analysis import analysis_run
 from verify.benchmark.clip import ClipSpec, full_decode_argv, iframe_extraction_argv, iframe_times_s
 from verify.benchmark.report import Check, Report, Timing
 from verify.benchmark.sandbox import sandbox_user
 from verify.frames import REASON_INTERVAL
 from verify.models import Keyframe, MediaItem
-from verify.services import analysis_run
 
 CUT_WINDOW_S = 0.5
 FULL_RATIO_LIMIT = 1.2

@@ -13,10 +13,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from verify import ffmpeg
+from verify.analysis import ffmpeg_version
 from verify.benchmark import analysis, sandbox, web
 from verify.benchmark.clip import SMOKE_CLIP, ClipSpec, reference_clip_cached
 from verify.benchmark.report import Report, report_render
-from verify.services import ffmpeg_version
 
 MODES = ("analysis", "upload", "status")
 SIZES = ("1280x720", "1920x1080")

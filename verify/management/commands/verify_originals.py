@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from verify.services import originals_verify
+from verify.integrity import originals_verify
 
 
 class Command(BaseCommand):

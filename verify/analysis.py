@@ -1,0 +1,344 @@
+"""The analysis pipeline: probe, keyframes, hashes and contact sheet of one media item.
+
+The job around it (claiming, leases, retries, the terminal state) is ``verify.jobs``; the
+limits that refuse hostile files are ``verify.safeguards``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+from PIL import Image
+
+from verify import ffmpeg, jobs
+from verify.frame_digests import FrameDigester
+from verify.frames import (
+    CandidateFrame,
+    contact_sheet_render,
+    frames_judge,
+    keyframes_choose,
+    scene_cuts,
+)
+from verify.models import Keyframe, MediaItem, MediaMetadata
+from verify.originals import original_local_path
+from verify.safeguards import (
+    AnalysisFailure,
+    fields_fit,
+    input_limits,
+    probe_gates,
+    refusals_raise,
+    resource_limit_raise,
+    resource_limits,
+    strings_truncate,
+)
+from verify.similarity import matching
+
+logger = logging.getLogger(__name__)
+
+# Progress percent at the start of each stage; the keyframe pass fills the span to HASHES.
+_STAGE_PERCENT: dict[str, int] = {
+    MediaItem.Stage.PROBE: 2,
+    MediaItem.Stage.KEYFRAMES: 5,
+    MediaItem.Stage.HASHES: 80,
+    MediaItem.Stage.CONTACT_SHEET: 90,
+}
+_PROGRESS_WRITE_INTERVAL_S = 1.0
+# ffmpeg's own chatter (showinfo lines, decoder warnings) is kept up to this size per run.
+_MAX_DIAGNOSTICS_BYTES = 64 * 1024**2
+
+
+def analysis_run(*, media_item_id: int) -> None:
+    """Analyse one media item: probe, keyframes, hashes, contact sheet.
+
+    Safe to deliver more than once: the item is claimed with a conditional UPDATE (see
+    ``jobs.job_claim``), and the outputs are replaced wholesale, so a re-run converges to the
+    same rows and files.
+    """
+    item = jobs.job_claim(
+        media_item_id=media_item_id,
+        stage=MediaItem.Stage.PROBE,
+        progress_percent=_STAGE_PERCENT[MediaItem.Stage.PROBE],
+    )
+    if item is None:
+        return
+    try:
+        _analyse(item)
+    except AnalysisFailure as failure:
+        jobs.job_finish(item, state=MediaItem.State.FAILED, code=failure.code, message=failure.message)
+    except Exception as exc:
+        logger.exception("analysis of media %s was interrupted", media_item_id)
+        if item.attempts < settings.VERIFY_ANALYSIS_MAX_ATTEMPTS:
+            jobs.job_requeue(item)
+            raise jobs.AnalysisRetry(str(exc)) from exc
+        jobs.job_finish(
+            item,
+            state=MediaItem.State.FAILED,
+            code="analysis_error",
+            message=(
+                f"Analysis stopped after {item.attempts} attempts on an internal error. "
+                "The original is kept; an operator can find the cause in the worker log."
+            ),
+        )
+    else:
+        jobs.job_finish(item, state=MediaItem.State.SUCCEEDED)
+
+
+def _analyse(item: MediaItem) -> None:
+    with original_local_path(item) as path:
+        raw, probe = _probe(path)
+        _metadata_save(item, raw, probe)
+        probe_gates(probe)
+        if not probe.has_video and not probe.has_audio:
+            raise AnalysisFailure(
+                "no_media_streams", "The file has no video or audio stream, so there is nothing to analyse."
+            )
+        if not probe.has_video:
+            return  # audio-only evidence: the metadata is the whole analysis
+        with tempfile.TemporaryDirectory(prefix="verify-frames-") as work:
+            workdir = Path(work)
+            candidates, digests = _keyframes_extract(item, path, probe, workdir)
+            _progress(item, MediaItem.Stage.HASHES)
+            chosen, truncated = keyframes_choose(
+                candidates,
+                max_count=settings.VERIFY_MAX_KEYFRAMES,
+                near_duplicate_bits=settings.VERIFY_NEAR_DUPLICATE_BITS,
+            )
+            _keyframes_save(item, chosen, truncated=truncated)
+            _progress(item, MediaItem.Stage.CONTACT_SHEET)
+            kept = [(c.frame.timestamp_s, digests.digest(c.frame.path)) for c in chosen]
+            _contact_sheet_save(item, [(digest.tile(), timestamp_s) for timestamp_s, digest in kept], workdir)
+            matching.media_matches_update(media_item=item, frames=[(t, digest.pdq) for t, digest in kept])
+
+
+def _probe(path: Path) -> tuple[dict[str, Any], ffmpeg.ProbeResult]:
+    argv = ffmpeg.probe_argv(path, ffprobe=settings.FFPROBE_BINARY, limits=input_limits())
+    try:
+        result = ffmpeg.run(
+            argv,
+            timeout_s=settings.VERIFY_FFPROBE_TIMEOUT_S,
+            limits=resource_limits(),
+            max_stdout_bytes=settings.VERIFY_MAX_METADATA_BYTES,
+            max_stderr_bytes=_MAX_DIAGNOSTICS_BYTES,
+        )
+        refusals_raise(ffmpeg.parse_refusals(result.stderr))
+        raw = ffmpeg.parse_probe_json(result.stdout)
+    except ffmpeg.FFmpegError as exc:
+        if exc.timed_out:
+            raise AnalysisFailure("probe_timeout", "Reading the file's structure took too long.") from exc
+        if exc.output_exceeded == "stdout":
+            limit_mb = settings.VERIFY_MAX_METADATA_BYTES / 1024**2
+            raise AnalysisFailure(
+                "metadata_too_large", f"The file's metadata is larger than the limit of {limit_mb:g} MB."
+            ) from exc
+        refusals_raise(ffmpeg.parse_refusals(exc.stderr_tail))
+        resource_limit_raise(exc)
+        reason = _probe_error_text(exc.stdout)
+        raise AnalysisFailure("unreadable_media", f"The file could not be read as audio or video ({reason}).") from exc
+    except ffmpeg.ProbeParseError as exc:
+        raise AnalysisFailure("unreadable_media", f"The file could not be read as audio or video ({exc}).") from exc
+    return raw, ffmpeg.parse_probe(raw)
+
+
+def _probe_error_text(stdout: str) -> str:
+    # ffprobe's -show_error JSON carries a short reason without the file path.
+    try:
+        ffmpeg.parse_probe_json(stdout)
+    except ffmpeg.ProbeParseError as exc:
+        return str(exc)
+    return "ffprobe rejected it"
+
+
+def _metadata_save(item: MediaItem, raw: dict[str, Any], probe: ffmpeg.ProbeResult) -> None:
+    location = probe.location
+    stored_raw, raw_truncated = strings_truncate(raw, max_chars=settings.VERIFY_MAX_METADATA_VALUE_CHARS)
+    MediaMetadata.objects.update_or_create(
+        media_item=item,
+        defaults=fields_fit(
+            MediaMetadata,
+            {
+                "raw": stored_raw,
+                "container": probe.container,
+                "container_long_name": probe.container_long_name,
+                "duration_s": probe.duration_s,
+                "bit_rate_bps": probe.bit_rate_bps,
+                "video_codec": probe.video_codec,
+                "coded_width": probe.coded_width,
+                "coded_height": probe.coded_height,
+                "display_width": probe.display_width,
+                "display_height": probe.display_height,
+                "rotation_deg": probe.rotation_deg,
+                "frame_rate_fps": probe.frame_rate_fps,
+                "frame_count": probe.frame_count,
+                "audio_codec": probe.audio_codec,
+                "audio_channels": probe.audio_channels,
+                "audio_sample_rate_hz": probe.audio_sample_rate_hz,
+                "creation_time": probe.creation_time,
+                "creation_time_source": probe.creation_time_source,
+                "latitude": location.latitude if location else None,
+                "longitude": location.longitude if location else None,
+                "altitude_m": location.altitude_m if location else None,
+                "location_source": probe.location_source,
+                "device_make": probe.device_make,
+                "device_model": probe.device_model,
+                "device_software": probe.device_software,
+                "encoder": probe.encoder,
+            },
+            truncated=raw_truncated,
+        ),
+    )
+
+
+def _keyframes_extract(
+    item: MediaItem, path: Path, probe: ffmpeg.ProbeResult, workdir: Path
+) -> tuple[list[CandidateFrame], FrameDigester]:
+    _progress(item, MediaItem.Stage.KEYFRAMES)
+    out_dir = workdir / "frames"
+    out_dir.mkdir()
+    scores_file = workdir / "scene-scores.txt"
+    fast = item.mode == MediaItem.Mode.FAST
+    interval_s = settings.VERIFY_KEYFRAME_INTERVAL_S
+    argv = ffmpeg.keyframes_argv(
+        path,
+        ffmpeg=settings.FFMPEG_BINARY,
+        out_dir=out_dir,
+        candidates_file=workdir / "candidate-scores.txt",
+        scores_file=scores_file,
+        scene_candidate_threshold=None if fast else settings.VERIFY_SCENE_CANDIDATE_THRESHOLD,
+        interval_s=interval_s,
+        # Unconfirmed candidates and near-duplicates are dropped afterwards, so let ffmpeg
+        # write more than the cap.
+        max_frames=settings.VERIFY_MAX_KEYFRAMES * 4,
+        decoder_threads=settings.VERIFY_DECODER_THREADS,
+        limits=input_limits(),
+    )
+    try:
+        with FrameDigester(out_dir) as digests:  # hashes the frames while ffmpeg decodes
+            result = ffmpeg.run(
+                argv,
+                timeout_s=settings.VERIFY_FFMPEG_TIMEOUT_S,
+                limits=resource_limits(),
+                on_stdout_line=_keyframe_progress_reporter(item, probe.duration_s),
+                on_tick=jobs.job_heartbeat(item),
+                max_stdout_bytes=_MAX_DIAGNOSTICS_BYTES,
+                max_stderr_bytes=_MAX_DIAGNOSTICS_BYTES,
+            )
+    except ffmpeg.FFmpegError as exc:
+        if exc.timed_out:
+            raise AnalysisFailure("analysis_timeout", "Decoding the video took longer than allowed.") from exc
+        refusals_raise(ffmpeg.parse_refusals(exc.stderr_tail))
+        resource_limit_raise(exc)
+        raise AnalysisFailure(
+            "decode_failed", f"ffmpeg could not decode the video stream (exit code {exc.exit_code})."
+        ) from exc
+    frames = ffmpeg.parse_selected_frames(stderr=result.stderr, out_dir=out_dir)
+    if not frames:
+        raise AnalysisFailure("no_decodable_frames", "The video stream holds no frame that could be decoded.")
+    scores = ffmpeg.parse_scene_scores(scores_file.read_text()) if scores_file.exists() else []
+    cuts = scene_cuts(scores, threshold=settings.VERIFY_SCENE_THRESHOLD, min_shot_s=settings.VERIFY_MIN_SHOT_S)
+    candidates = []
+    for judged in frames_judge(frames, cuts=cuts, scores=scores, interval_s=interval_s):
+        digest = digests.digest(judged.frame.path)
+        candidates.append(
+            CandidateFrame(
+                frame=judged.frame,
+                reasons=judged.reasons,
+                scene_score=judged.scene_score,
+                phash=digest.phash,
+                width=digest.width,
+                height=digest.height,
+            )
+        )
+    return candidates, digests
+
+
+def _keyframe_progress_reporter(item: MediaItem, duration_s: float | None) -> Any:
+    start = _STAGE_PERCENT[MediaItem.Stage.KEYFRAMES]
+    span = _STAGE_PERCENT[MediaItem.Stage.HASHES] - start
+    last_write = [0.0]
+
+    def report(line: str) -> None:
+        position_s = ffmpeg.parse_progress_out_time_s(line)
+        if position_s is None or not duration_s:
+            return
+        now = timezone.now().timestamp()
+        if now - last_write[0] < _PROGRESS_WRITE_INTERVAL_S:
+            return
+        last_write[0] = now
+        percent = start + int(span * min(position_s / duration_s, 1.0))
+        MediaItem.objects.filter(pk=item.pk, progress_percent__lt=percent).update(
+            progress_percent=percent, updated_at=timezone.now()
+        )
+
+    return report
+
+
+def _derived_name(item: MediaItem, filename: str) -> str:
+    return f"derived/{item.pk}/{filename}"
+
+
+def _replace_file(name: str, path: Path) -> str:
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    with path.open("rb") as handle:
+        return default_storage.save(name, File(handle))
+
+
+def _keyframes_save(item: MediaItem, chosen: list[CandidateFrame], *, truncated: bool) -> None:
+    for old in item.keyframes.all():
+        default_storage.delete(old.image.name)
+    rows = []
+    for candidate in chosen:
+        millis = round(candidate.frame.timestamp_s * 1000)
+        name = _replace_file(_derived_name(item, f"keyframe-{millis:09d}.jpg"), candidate.frame.path)
+        rows.append(
+            Keyframe(
+                media_item=item,
+                timestamp_s=candidate.frame.timestamp_s,
+                reasons=list(candidate.reasons),
+                scene_score=candidate.scene_score,
+                image=name,
+                width=candidate.width,
+                height=candidate.height,
+                phash=str(candidate.phash),
+                source_sha256=item.sha256,
+                ffmpeg_version=ffmpeg_version(),
+            )
+        )
+    with transaction.atomic():
+        item.keyframes.all().delete()
+        Keyframe.objects.bulk_create(rows)
+        MediaItem.objects.filter(pk=item.pk).update(
+            keyframes_truncated=truncated, ffmpeg_version=ffmpeg_version(), updated_at=timezone.now()
+        )
+
+
+def _contact_sheet_save(item: MediaItem, tiles: list[tuple[Image.Image, float]], workdir: Path) -> None:
+    sheet_path = workdir / "contact-sheet.jpg"
+    contact_sheet_render(tiles, sheet_path)
+    name = _replace_file(_derived_name(item, "contact-sheet.jpg"), sheet_path)
+    MediaItem.objects.filter(pk=item.pk).update(contact_sheet=name, updated_at=timezone.now())
+
+
+@functools.cache
+def ffmpeg_version() -> str:
+    """Return the version of the configured ffmpeg binary, as recorded on derived files."""
+    result = ffmpeg.run(ffmpeg.version_argv(ffmpeg=settings.FFMPEG_BINARY), timeout_s=30, limits=resource_limits())
+    return ffmpeg.parse_version(result.stdout)
+
+
+def _progress(item: MediaItem, stage: str) -> None:
+    MediaItem.objects.filter(pk=item.pk).update(
+        stage=stage,
+        progress_percent=_STAGE_PERCENT[stage],
+        lease_expires_at=jobs.lease_expiry(),
+        updated_at=timezone.now(),
+    )
