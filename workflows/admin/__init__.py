@@ -1,7 +1,7 @@
 """The reviewer's desk: cases in the admin, scoped to the user, changed only through the services.
 
 The case page is read-only as a Django form; its buttons and small forms post to the views in
-workflows.admin_views, which call workflows.services.
+workflows.admin.views, which call workflows.services.
 """
 
 from typing import Any
@@ -17,7 +17,8 @@ from django.utils.timesince import timesince
 from verify.admin import KeyframeInline, MediaMetadataInline
 from verify.admin import MediaItemAdmin as EvidenceMediaItemAdmin
 from verify.models import MediaItem
-from workflows import admin_views, selectors
+from workflows import selectors
+from workflows.admin import presenters, views
 from workflows.models import Case
 
 DESK_MEDIA = {"css": {"all": ["workflows/desk.css"]}, "js": ["workflows/desk.js"]}
@@ -123,18 +124,18 @@ class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-ar
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
         desk = [
-            path("<int:case_id>/transition/", view(admin_views.case_transition_view), name="workflows_case_transition"),
-            path("<int:case_id>/notes/", view(admin_views.case_note_view), name="workflows_case_note"),
+            path("<int:case_id>/transition/", view(views.case_transition_view), name="workflows_case_transition"),
+            path("<int:case_id>/notes/", view(views.case_note_view), name="workflows_case_note"),
             path(
                 "<int:case_id>/notes/<int:note_id>/version/",
-                view(admin_views.case_note_version_view),
+                view(views.case_note_version_view),
                 name="workflows_case_note_version",
             ),
-            path("<int:case_id>/checklist/", view(admin_views.case_checklist_view), name="workflows_case_checklist"),
-            path("<int:case_id>/assignment/", view(admin_views.case_assign_view), name="workflows_case_assign"),
+            path("<int:case_id>/checklist/", view(views.case_checklist_view), name="workflows_case_checklist"),
+            path("<int:case_id>/assignment/", view(views.case_assign_view), name="workflows_case_assign"),
             path(
                 "keyframe-preference/",
-                view(admin_views.keyframe_preference_view),
+                view(views.keyframe_preference_view),
                 name="workflows_case_keyframe_preference",
             ),
         ]
@@ -154,7 +155,7 @@ class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-ar
         obj: Case | None = None,
     ) -> TemplateResponse:
         if obj is not None:
-            context.update(admin_views.case_desk_context(request, obj), title=f"Case {obj.pk}")
+            context.update(presenters.case_desk_context(request, obj), title=f"Case {obj.pk}")
         return super().render_change_form(request, context, add, change, form_url, obj)  # type: ignore[return-value]
 
 
