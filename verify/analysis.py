@@ -158,42 +158,11 @@ def _probe_error_text(stdout: str) -> str:
 
 
 def _metadata_save(item: MediaItem, raw: dict[str, Any], probe: ffmpeg.ProbeResult) -> None:
-    location = probe.location
     stored_raw, raw_truncated = strings_truncate(raw, max_chars=settings.VERIFY_MAX_METADATA_VALUE_CHARS)
+    values = {name: getattr(probe, name) for name in MediaMetadata.normalised_field_names()}
     MediaMetadata.objects.update_or_create(
         media_item=item,
-        defaults=fields_fit(
-            MediaMetadata,
-            {
-                "raw": stored_raw,
-                "container": probe.container,
-                "container_long_name": probe.container_long_name,
-                "duration_s": probe.duration_s,
-                "bit_rate_bps": probe.bit_rate_bps,
-                "video_codec": probe.video_codec,
-                "coded_width": probe.coded_width,
-                "coded_height": probe.coded_height,
-                "display_width": probe.display_width,
-                "display_height": probe.display_height,
-                "rotation_deg": probe.rotation_deg,
-                "frame_rate_fps": probe.frame_rate_fps,
-                "frame_count": probe.frame_count,
-                "audio_codec": probe.audio_codec,
-                "audio_channels": probe.audio_channels,
-                "audio_sample_rate_hz": probe.audio_sample_rate_hz,
-                "creation_time": probe.creation_time,
-                "creation_time_source": probe.creation_time_source,
-                "latitude": location.latitude if location else None,
-                "longitude": location.longitude if location else None,
-                "altitude_m": location.altitude_m if location else None,
-                "location_source": probe.location_source,
-                "device_make": probe.device_make,
-                "device_model": probe.device_model,
-                "device_software": probe.device_software,
-                "encoder": probe.encoder,
-            },
-            truncated=raw_truncated,
-        ),
+        defaults=fields_fit(MediaMetadata, {"raw": stored_raw, **values}, truncated=raw_truncated),
     )
 
 

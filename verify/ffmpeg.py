@@ -468,6 +468,18 @@ class ProbeResult:
     encoder: str
     stream_count: int = 0
 
+    @property
+    def latitude(self) -> float | None:
+        return self.location.latitude if self.location else None
+
+    @property
+    def longitude(self) -> float | None:
+        return self.location.longitude if self.location else None
+
+    @property
+    def altitude_m(self) -> float | None:
+        return self.location.altitude_m if self.location else None
+
 
 class ProbeParseError(ValueError):
     """ffprobe's answer does not describe a readable media file."""

@@ -140,6 +140,12 @@ class MediaMetadata(models.Model):
     def __str__(self) -> str:
         return f"metadata of media {self.media_item_id}"
 
+    @classmethod
+    def normalised_field_names(cls) -> list[str]:
+        """Return the fields read from the file; ``ffmpeg.ProbeResult`` has an attribute for each."""
+        bookkeeping = {"id", "media_item", "raw", "values_truncated"}
+        return [field.name for field in cls._meta.concrete_fields if field.name not in bookkeeping]
+
 
 class Keyframe(models.Model):
     """A frame chosen from a video: when it is, why it was chosen, and its perceptual hash."""

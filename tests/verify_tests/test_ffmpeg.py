@@ -11,6 +11,7 @@ import pytest
 
 from tests import media
 from verify import ffmpeg
+from verify.models import MediaMetadata
 
 # Trimmed ffprobe answer for a portrait iPhone clip (QuickTime keys, display matrix).
 IPHONE_PROBE = {
@@ -143,6 +144,15 @@ def test_parse_probe_normalises_an_iphone_clip():
     assert probe.location == ffmpeg.Location(latitude=48.8577, longitude=2.2950, altitude_m=35.0)
     assert probe.location_source == "format:com.apple.quicktime.location.ISO6709"
     assert (probe.device_make, probe.device_model, probe.device_software) == ("Apple", "iPhone 13", "16.5")
+
+
+def test_parse_probe_answers_every_stored_metadata_field():
+    probe = ffmpeg.parse_probe(IPHONE_PROBE)
+
+    values = {name: getattr(probe, name) for name in MediaMetadata.normalised_field_names()}
+
+    assert (values["latitude"], values["longitude"], values["altitude_m"]) == (48.8577, 2.2950, 35.0)
+    assert values["device_model"] == "iPhone 13" and values["encoder"] == probe.encoder
 
 
 def test_parse_probe_leaves_absent_facts_empty():
