@@ -54,7 +54,9 @@ def case_list_for_user(*, user: Any) -> QuerySet[Case]:
     Reviewers and leads see every case; an analyst sees the cases they opened, submitted
     media to or are assigned to; anyone else sees none.
     """
-    media = MediaItem.objects.select_related("metadata", "uploaded_by").annotate(keyframe_count=Count("keyframes"))
+    media = MediaItem.objects.select_related("metadata", "uploaded_by").annotate(
+        keyframe_count=Count("keyframes"), visible_duplicate_of_id=media_item_duplicate_of_visible(user=user)
+    )
     cases = Case.objects.select_related("created_by", "assignee").prefetch_related(
         Prefetch("media_items", queryset=media)
     )
@@ -80,10 +82,28 @@ def note_versions(*, case: Case) -> QuerySet[Note]:
     return Note.objects.filter(case=case).select_related("author").order_by("created_at", "id")
 
 
-def media_item_list_for_user(*, user: Any) -> QuerySet[MediaItem]:
-    """Return the media items in cases this user may see (workflows.polling applies the same rule in SQL)."""
+def _media_items_visible(user: Any) -> QuerySet[MediaItem]:
     visible = _visible_cases_q(user, prefix="case__")
     return MediaItem.objects.all() if visible is None else MediaItem.objects.filter(visible)
+
+
+def media_item_duplicate_of_visible(*, user: Any) -> Subquery:
+    """Return an expression, per media item, for the earliest earlier item with its bytes that this user may see.
+
+    The stored ``duplicate_of`` may lie in a case the user may not see; naming it would tell
+    them that case exists. Null when no earlier copy is visible.
+    """
+    earlier = Q(uploaded_at__lt=OuterRef("uploaded_at")) | Q(uploaded_at=OuterRef("uploaded_at"), pk__lt=OuterRef("pk"))
+    copies = _media_items_visible(user).filter(earlier, sha256=OuterRef("sha256")).order_by("uploaded_at", "id")
+    return Subquery(copies.values("pk")[:1])
+
+
+def media_item_list_for_user(*, user: Any) -> QuerySet[MediaItem]:
+    """Return the media items in cases this user may see (workflows.polling applies the same rule in SQL).
+
+    Each item carries ``visible_duplicate_of_id`` (see ``media_item_duplicate_of_visible``).
+    """
+    return _media_items_visible(user).annotate(visible_duplicate_of_id=media_item_duplicate_of_visible(user=user))
 
 
 def media_item_detail_for_user(*, user: Any) -> QuerySet[MediaItem]:
@@ -98,7 +118,7 @@ def media_item_detail_for_user(*, user: Any) -> QuerySet[MediaItem]:
 
 def keyframe_list_for_user(*, user: Any) -> QuerySet[Keyframe]:
     """Return keyframes of media items this user may see."""
-    return Keyframe.objects.filter(media_item__in=media_item_list_for_user(user=user).values("pk"))
+    return Keyframe.objects.filter(media_item__in=_media_items_visible(user).values("pk"))
 
 
 def reviewer_reveals_keyframes(*, user: Any) -> bool:

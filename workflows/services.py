@@ -11,8 +11,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from verify.api.errors import DomainError
-from verify.models import Keyframe, MediaItem
 from verify.intake import media_item_create
+from verify.models import Keyframe, MediaItem
 from workflows import transitions
 from workflows.models import Assignment, AuditEvent, Case, ChecklistItem, Note, ReviewerPreference, Status, Verdict
 from workflows.selectors import user_roles
@@ -82,11 +82,8 @@ def case_media_submit(
     with transaction.atomic():
         if case is None:
             case = case_create(created_by=submitted_by, **claim_fields)
-        elif case.status == Status.READY_FOR_REVIEW:
-            # New evidence arrived: the case is not ready until it is analysed too.
-            Case.objects.filter(pk=case.pk).update(
-                status=Status.NEW, version=F("version") + 1, updated_at=timezone.now()
-            )
+        else:
+            case = _case_evidence_arrive(case=case, actor=submitted_by)
         item = media_item_create(case=case, upload=upload, uploaded_by=submitted_by, mode=mode)
         audit_record(
             case=case,
@@ -97,10 +94,54 @@ def case_media_submit(
                 "sha256": item.sha256,
                 "size_bytes": item.size_bytes,
                 "original_filename": item.original_filename,
-                "duplicate_of": item.duplicate_of_id,
+                "duplicate_of": _duplicate_in_case(item),
             },
         )
     return item
+
+
+def _case_evidence_arrive(*, case: Case, actor: Any) -> Case:
+    """Refuse new media for a closed case; move an open one where new evidence sends it.
+
+    Runs in the submission's transaction, before the original is stored, with the case row
+    locked: a verdict approved at the same moment either lands first (and the media is refused)
+    or finds the version changed.
+    """
+    case = Case.objects.select_for_update().select_related("assignee").get(pk=case.pk)
+    on_hold = case.status == Status.ON_HOLD
+    checked = transitions.evidence_check(status=case.held_from if on_hold else case.status)
+    if isinstance(checked, Refusal):
+        raise WorkflowError(checked.code, checked.message, http_status=checked.http_status)
+    if checked is None:
+        return case
+    source = case.held_from if on_hold else case.status
+    changes: dict[str, Any] = {"held_from": checked.target} if on_hold else {"status": checked.target}
+    if source == Status.VERDICT_PROPOSED:
+        changes.update(verdict="", verdict_rationale="", verdict_proposed_by=None)
+    before = {"status": case.status, "held_from": case.held_from, "verdict": case.verdict}
+    Case.objects.filter(pk=case.pk).update(**changes, version=F("version") + 1, updated_at=timezone.now())
+    case.refresh_from_db()
+    after = {"status": case.status, "held_from": case.held_from, "verdict": case.verdict}
+    audit_record(
+        case=case,
+        actor=actor,
+        action=AuditEvent.Action.TRANSITION,
+        obj=case,
+        before={key: value for key, value in before.items() if key != "held_from" or on_hold},
+        after={
+            **{key: value for key, value in after.items() if key != "held_from" or on_hold},
+            "move": "new_evidence",
+            "reason": checked.reason,
+        },
+    )
+    return case
+
+
+def _duplicate_in_case(item: MediaItem) -> int | None:
+    # Everyone reading the history may see this case, not necessarily the case holding the
+    # earliest copy of the bytes: only an earlier copy in the same case is named.
+    earlier = MediaItem.objects.filter(case_id=item.case_id, sha256=item.sha256, pk__lt=item.pk).order_by("pk")
+    return earlier.values_list("pk", flat=True).first()
 
 
 def case_mark_ready_if_analysed(*, case_id: int, media_item_id: int | None = None) -> bool:

@@ -127,3 +127,34 @@ def moves_allowed(
         for m in moves_from(status, held_from=held_from)
         if m.roles & roles and not (m.not_by_proposer and proposer_id == actor_id)
     ]
+
+
+@dataclass(frozen=True)
+class EvidenceMove:
+    """What new media does to a case in some status: where it goes and the reason the history gives."""
+
+    target: Status
+    reason: str
+
+
+_EVIDENCE_MOVES: dict[str, EvidenceMove] = {
+    Status.READY_FOR_REVIEW: EvidenceMove(
+        Status.NEW, "New media was submitted; the case is ready for review again once it is analysed."
+    ),
+    Status.VERDICT_PROPOSED: EvidenceMove(
+        Status.IN_REVIEW,
+        "New media was submitted after a verdict was proposed; the proposal is withdrawn and the case "
+        "is back in review so that the new evidence is weighed.",
+    ),
+}
+
+CASE_CLOSED_REFUSAL = Refusal(
+    "case_closed", "The case is closed and takes no new media; a lead must reopen it first.", 409
+)
+
+
+def evidence_check(*, status: str) -> EvidenceMove | Refusal | None:
+    """Return where new media moves a case in this status, why it is refused, or None if it stays."""
+    if status == Status.CLOSED:
+        return CASE_CLOSED_REFUSAL
+    return _EVIDENCE_MOVES.get(status)

@@ -91,6 +91,9 @@ class MediaItemSerializer(AnalysisStatusSerializer):
 
     uploaded_by = serializers.CharField(source="uploaded_by.get_username", read_only=True)
     url = serializers.HyperlinkedIdentityField(view_name="mediaitem-detail")
+    duplicate_of = serializers.SerializerMethodField(
+        help_text="The earliest item with the same SHA-256 submitted before this one, among those you may see."
+    )
     status_url = serializers.HyperlinkedIdentityField(view_name="mediaitem-status")
 
     class Meta:
@@ -120,6 +123,15 @@ class MediaItemSerializer(AnalysisStatusSerializer):
             "updated_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.IntegerField(allow_null=True))
+    def get_duplicate_of(self, item: MediaItem) -> int | None:
+        # The stored duplicate_of may be in a case this user may not see; the selector that
+        # loaded the item names the earliest copy they may see, so without it there is no answer.
+        if not hasattr(item, "visible_duplicate_of_id"):
+            raise RuntimeError("duplicate_of needs items loaded with visible_duplicate_of_id")
+        visible: int | None = item.visible_duplicate_of_id
+        return visible
 
 
 class MediaItemDetailSerializer(MediaItemSerializer):

@@ -232,6 +232,7 @@ class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
             submitted_by=request.user,
             mode=submission.validated_data.get("mode", ""),
         )
+        item = selectors.media_item_list_for_user(user=request.user).select_related("uploaded_by").get(pk=item.pk)
         body = MediaItemSerializer(item, context={"request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": str(body["status_url"])})
 
