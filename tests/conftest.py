@@ -57,14 +57,16 @@ class WorkerProcess:
 
 
 def start_worker(env_overrides: dict[str, str] | None = None, *, concurrency: int = 2) -> WorkerProcess:
-    """Start a worker on the test database and queues and wait until it consumes."""
+    """Start a bare ``celery -A verify worker`` on the test database and wait until it consumes.
+
+    No ``-Q``: the worker consumes the queues the settings declare, as one started by hand does.
+    """
     env = {**os.environ, "DATABASE_URL": database_url(connections["default"].settings_dict)}
     env.update(env_overrides or {})
-    queues = f"{settings.VERIFY_ANALYSIS_QUEUE},{settings.CELERY_TASK_DEFAULT_QUEUE}"
     log_path = Path(settings.VAR_DIR) / f"worker-{uuid.uuid4().hex[:6]}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "verify", "worker", "-Q", queues, "-c", str(concurrency),
+            [sys.executable, "-m", "celery", "-A", "verify", "worker", "-c", str(concurrency),
              "-l", "info", "--without-gossip", "--without-mingle", "-n", f"test-{uuid.uuid4().hex[:6]}@%h"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip

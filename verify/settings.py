@@ -11,6 +11,7 @@ from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -214,6 +215,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_DEFAULT_QUEUE = env.str("VERIFY_DEFAULT_QUEUE", default="celery")
 VERIFY_ANALYSIS_QUEUE = env.str("VERIFY_ANALYSIS_QUEUE", default="analysis")
 CELERY_TASK_ROUTES = {"verify.tasks.analysis_run_task": {"queue": VERIFY_ANALYSIS_QUEUE}}
+# Declared, so that a bare `celery -A verify worker` consumes every queue the project uses;
+# `-Q analysis` is an opt-in for a dedicated pool.
+CELERY_TASK_QUEUES = (Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(VERIFY_ANALYSIS_QUEUE))
 CELERY_TASK_ALWAYS_EAGER = False
 
 # --- analysis -------------------------------------------------------------------------------

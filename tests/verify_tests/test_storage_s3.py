@@ -107,7 +107,7 @@ def s3_worker(s3_endpoint: str, transactional_db: None, settings: Any, monkeypat
         },
     }
     queue = f"analysis-s3-{uuid.uuid4().hex[:8]}"
-    settings.VERIFY_ANALYSIS_QUEUE = queue  # start_worker passes it to the worker's -Q
+    settings.VERIFY_ANALYSIS_QUEUE = queue  # the worker declares it from its environment
     worker = start_worker({**env, "VERIFY_ANALYSIS_QUEUE": queue}, concurrency=1)
     try:
         with analysis_routed_to(queue):
