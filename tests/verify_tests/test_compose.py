@@ -85,8 +85,8 @@ def test_compose_worker_consumes_every_queue(compose: dict[str, Any]) -> None:
     assert not any(arg.startswith(("-Q", "--queues")) for arg in worker)
 
 
-def test_compose_runs_celery_beat(compose: dict[str, Any]) -> None:
-    assert compose["services"]["beat"]["command"][:4] == ["celery", "-A", "verify", "beat"]
+def test_compose_needs_no_beat_because_every_worker_reconciles(compose: dict[str, Any]) -> None:
+    assert not any("beat" in service.get("command", []) for service in compose["services"].values())
 
 
 def test_compose_web_runs_threaded_gunicorn(compose: dict[str, Any]) -> None:
