@@ -336,10 +336,15 @@ def _assignment_add(*, case: Case, assignee: Any, actor: Any, previous: str | No
     return assignment
 
 
+def case_assign_check_actor(*, actor: Any) -> None:
+    """Refuse anyone but a lead, before anything about the assignment is looked at."""
+    if Role.LEAD not in user_roles(actor):
+        raise WorkflowError("forbidden", "You are not a lead; only a lead may assign cases.", http_status=403)
+
+
 def case_assign(*, case: Case, assignee: Any, actor: Any) -> Case:
     """Assign a reviewer to a case (leads only); a case ready for review goes into review."""
-    if Role.LEAD not in user_roles(actor):
-        raise WorkflowError("forbidden", "Only a lead may assign cases.", http_status=403)
+    case_assign_check_actor(actor=actor)
     if not user_roles(assignee) & transitions.REVIEWERS:
         raise WorkflowError("not_a_reviewer", f"{assignee.get_username()} is not a reviewer or lead.", http_status=400)
     if case.status == Status.CLOSED:

@@ -89,13 +89,27 @@ class NoteSerializer(serializers.ModelSerializer[Note]):
 
 
 class NoteInputSerializer(serializers.Serializer[Any]):
+    """A note on the case in the context (``case``): every id it refers to must be of that case.
+
+    An id of another case answers exactly like an id that does not exist, so that a note cannot
+    be used to learn which items, keyframes or notes exist elsewhere.
+    """
+
     body = serializers.CharField()
-    media_item = serializers.PrimaryKeyRelatedField(queryset=MediaItem.objects.all(), required=False, allow_null=True)
-    keyframe = serializers.PrimaryKeyRelatedField(queryset=Keyframe.objects.all(), required=False, allow_null=True)
+    media_item = serializers.PrimaryKeyRelatedField(queryset=MediaItem.objects.none(), required=False, allow_null=True)
+    keyframe = serializers.PrimaryKeyRelatedField(queryset=Keyframe.objects.none(), required=False, allow_null=True)
     timestamp_s = serializers.FloatField(required=False, allow_null=True, min_value=0)
     replaces = serializers.PrimaryKeyRelatedField(
-        queryset=Note.objects.all(), required=False, allow_null=True, help_text="Write a new version of this note."
+        queryset=Note.objects.none(), required=False, allow_null=True, help_text="Write a new version of this note."
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        case = self.context.get("case")
+        if case is not None:
+            self.fields["media_item"].queryset = MediaItem.objects.filter(case=case)  # type: ignore[attr-defined]
+            self.fields["keyframe"].queryset = Keyframe.objects.filter(media_item__case=case)  # type: ignore[attr-defined]
+            self.fields["replaces"].queryset = Note.objects.filter(case=case)  # type: ignore[attr-defined]
 
 
 class TransitionInputSerializer(serializers.Serializer[Any]):

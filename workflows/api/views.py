@@ -1,6 +1,7 @@
 """REST endpoints for cases and their media: thin calls into selectors and services."""
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
@@ -8,7 +9,7 @@ from django.http import FileResponse
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, parsers, permissions, status, viewsets
+from rest_framework import authentication, mixins, parsers, permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
@@ -50,8 +51,43 @@ def _stored_file_response(name: str, *, content_type: str, attachment_name: str 
         as_attachment=bool(attachment_name),
         filename=attachment_name,
     )
-    response["Cache-Control"] = "private, max-age=3600"
+    # Evidence must not outlive the permission to see it in a browser or proxy cache.
+    response["Cache-Control"] = "no-store"
     return response
+
+
+def request_is_cross_site(request: Request) -> bool:
+    """Return whether the browser sent this request on another site's behalf.
+
+    ``Sec-Fetch-Site`` decides when the browser sends it: only the service's own pages
+    (``same-origin``) and a typed or bookmarked address (``none``) count as this site. Older
+    browsers send no such header; then an ``Origin`` or ``Referer`` of another host decides.
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
+    if fetch_site:
+        return fetch_site not in ("same-origin", "none")
+    for header in ("Origin", "Referer"):
+        value = request.headers.get(header, "").strip()
+        if value:
+            return value == "null" or urlsplit(value).netloc.lower() != request.get_host().lower()
+    return False
+
+
+class NotCrossSite(permissions.BasePermission):
+    """Evidence files go to a logged-in browser only when it asks on the service's own behalf.
+
+    A link or image on another site would otherwise make a reviewer's browser fetch an original
+    with their session, and record the download in their name. Token clients send no cookies
+    and are not affected.
+    """
+
+    message = "Evidence files are not sent to requests from another site; open the link from the desk."
+    code = "cross_site_request"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not isinstance(request.successful_authenticator, authentication.SessionAuthentication):
+            return True
+        return not request_is_cross_site(request)
 
 
 class HasWorkflowRole(permissions.BasePermission):
@@ -68,6 +104,10 @@ class HasWorkflowRole(permissions.BasePermission):
 
 
 class CaseFilter(filters.FilterSet):
+    # By id, not as a choice of users: an unknown id must answer like a user with no cases
+    # (an empty list), not with a 400 that tells which ids exist.
+    assignee = filters.NumberFilter(field_name="assignee")
+
     class Meta:
         model = Case
         fields = ["status", "verdict", "assignee"]
@@ -121,10 +161,8 @@ class CaseViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retriev
         case = self.get_object()
         if request.method == "GET":
             return Response(NoteSerializer(selectors.note_versions(case=case), many=True).data)
-        data = _valid(NoteInputSerializer, request)
+        data = _valid(NoteInputSerializer, request, context={"case": case})
         if data.get("replaces") is not None:
-            if data["replaces"].case_id != case.pk:
-                raise NotFound("No such note on this case.")
             note = services.note_edit(note=data["replaces"], author=request.user, body=data["body"])
         else:
             note = services.note_add(
@@ -142,6 +180,8 @@ class CaseViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retriev
     def assignment(self, request: Request, pk: str | None = None) -> Response:
         """Assign a reviewer to the case (leads only); reassignment keeps the history."""
         case = self.get_object()
+        # Who may assign is checked before the username, so that nobody else learns which exist.
+        services.case_assign_check_actor(actor=request.user)
         data = _valid(AssignmentInputSerializer, request)
         assignee = get_user_model().objects.filter(username=data["assignee"], is_active=True).first()
         if assignee is None:
@@ -173,13 +213,20 @@ def _visible_case_ids(request: Request) -> Any:
     return selectors.case_list_for_user(user=request.user).values("pk")
 
 
-def _valid(serializer_class: Any, request: Request) -> Any:
-    serializer = serializer_class(data=request.data)
+def _valid(serializer_class: Any, request: Request, *, context: dict[str, Any] | None = None) -> Any:
+    serializer = serializer_class(data=request.data, context=context or {})
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
 
+_MEDIA_PERMISSIONS = [permissions.IsAuthenticated, HasWorkflowRole]
+
+
 class MediaItemFilter(filters.FilterSet):
+    # By id, not as a choice of cases: a case that does not exist answers like one the user
+    # may not see, with an empty list.
+    case = filters.NumberFilter(field_name="case")
+
     class Meta:
         model = MediaItem
         fields = ["state", "case", "sha256"]
@@ -189,7 +236,7 @@ class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     """Submitted media: upload, analysis status, metadata, keyframes and files."""
 
     filterset_class = MediaItemFilter
-    permission_classes = [permissions.IsAuthenticated, HasWorkflowRole]
+    permission_classes = _MEDIA_PERMISSIONS
     parser_classes = [parsers.MultiPartParser, parsers.FormParser]
 
     def get_queryset(self) -> Any:
@@ -254,7 +301,7 @@ class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         )
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(OpenApiTypes.BINARY)})
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], permission_classes=[*_MEDIA_PERMISSIONS, NotCrossSite])
     def original(self, request: Request, pk: str | None = None) -> FileResponse:
         """Download the original file exactly as it was submitted."""
         item = self.get_object()
@@ -265,7 +312,13 @@ class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return response
 
     @extend_schema(responses=_IMAGE_RESPONSE)
-    @action(detail=True, methods=["get"], url_path="contact-sheet", url_name="contact-sheet")
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="contact-sheet",
+        url_name="contact-sheet",
+        permission_classes=[*_MEDIA_PERMISSIONS, NotCrossSite],
+    )
     def contact_sheet(self, request: Request, pk: str | None = None) -> FileResponse:
         """Return the contact sheet: every keyframe with its timestamp."""
         return _stored_file_response(self.get_object().contact_sheet.name, content_type="image/jpeg")
@@ -280,7 +333,7 @@ class KeyframeViewSet(viewsets.GenericViewSet):
         return selectors.keyframe_list_for_user(user=self.request.user)
 
     @extend_schema(responses=_IMAGE_RESPONSE)
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], permission_classes=[permissions.IsAuthenticated, NotCrossSite])
     def image(self, request: Request, pk: str | None = None) -> FileResponse:
         """Return the keyframe as a full-size upright JPEG."""
         return _stored_file_response(self.get_object().image.name, content_type="image/jpeg")
