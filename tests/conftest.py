@@ -91,6 +91,12 @@ def stop_worker(worker: WorkerProcess) -> None:
             worker.process.wait()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _fast_password_hasher() -> None:
+    """Hash test users' passwords with MD5: PBKDF2's deliberate slowness is the bulk of setup time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def analysis_worker(django_db_setup: None, django_db_blocker: Any) -> Iterator[WorkerProcess]:
     """A real Celery worker on the real broker and the test database, for the whole session."""

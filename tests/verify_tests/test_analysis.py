@@ -207,6 +207,9 @@ def test_analysis_status_progresses_in_order(api, worker, footage_dir: Path):
     states = ["queued", "running", "succeeded"]
     seen = [states.index(s["state"]) for s in statuses]
     assert seen == sorted(seen)  # a fast worker may claim the job before the first poll
+    # a script polling every 0.1 s sees the work in progress, not only its end
+    running = [s for s in statuses if s["state"] == "running"]
+    assert any(s["stage"] == "keyframes" and 0 < s["progress_percent"] < 100 for s in running), statuses
     assert statuses[-1] == {**statuses[-1], "state": "succeeded", "stage": "done", "progress_percent": 100}
 
 

@@ -16,7 +16,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
 
 SMOKE_TIMEOUT_S = 240
 

@@ -304,6 +304,9 @@ def report(evaluation: Evaluation, *, pdq_thresholds: Sequence[int], phash_thres
     return "\n".join(lines)
 
 
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def evaluation(tmp_path_factory: pytest.TempPathFactory) -> Evaluation:
     return evaluate(tmp_path_factory.mktemp("similarity-evaluation"), fps=1)
