@@ -6,6 +6,7 @@ media root, the broker folder and the queue names.
 """
 
 import os
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -18,7 +19,7 @@ os.environ["MEDIA_ROOT"] = os.path.join(RUN_DIR, "media")
 os.environ["VERIFY_BROKER_DIR"] = os.path.join(RUN_DIR, "broker")
 os.environ["VERIFY_ANALYSIS_QUEUE"] = f"analysis-test-{_RUN_ID}"
 os.environ["VERIFY_DEFAULT_QUEUE"] = f"celery-test-{_RUN_ID}"
-os.environ.setdefault("DJANGO_SECRET_KEY", f"test-{_RUN_ID}")
+os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.pop("AWS_STORAGE_BUCKET_NAME", None)
 
 

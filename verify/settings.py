@@ -6,12 +6,16 @@ set ``DATABASE_URL``, ``CELERY_BROKER_URL`` and, for shared storage, ``AWS_STORA
 """
 
 import os
+import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
+
+from verify.checks import NEW_KEY_HINT, is_loopback_host, secret_key_weakness
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -34,13 +38,64 @@ def env_positive_float(name: str, default: float) -> float:
     return value
 
 
+def local_secret_key(path: Path) -> str:
+    """Return the key stored at ``path``, creating it (random, mode 0600) on first use."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        draft = path.with_name(f"{path.name}.{os.getpid()}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+        try:
+            os.link(draft, path)  # the web process and the worker may race; the first key wins
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
+def env_rate(name: str, default: str) -> str:
+    """Return the throttle rate ``name`` ("N/s", "N/m", "N/h" or "N/d"); raise ImproperlyConfigured if malformed."""
+    value = env.str(name, default=default)
+    count, _, period = value.partition("/")
+    if not count.isdigit() or int(count) <= 0 or period[:1] not in {"s", "m", "h", "d"}:
+        raise ImproperlyConfigured(f"{name} must look like 600/m (requests per s, m, h or d), got {value!r}")
+    return value
+
+
 VAR_DIR = Path(env.str("VERIFY_VAR_DIR", default=str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# The embedded default key is only good for a single-machine trial; deployments must set one.
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="embedded-defaults-not-for-deployment")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# Without DJANGO_SECRET_KEY the service signs with a key of its own under var/: good for this
+# machine's loopback, never for a deployment, which is refused below and by `check --deploy`.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+VERIFY_SECRET_KEY_GENERATED = not SECRET_KEY
+if VERIFY_SECRET_KEY_GENERATED:
+    SECRET_KEY = local_secret_key(VAR_DIR / "secret_key")
+_REMOTE_HOSTS = [host for host in ALLOWED_HOSTS if not is_loopback_host(host)]
+if not DEBUG and _REMOTE_HOSTS:
+    _weakness = "DJANGO_SECRET_KEY is not set" if VERIFY_SECRET_KEY_GENERATED else secret_key_weakness(SECRET_KEY)
+    if _weakness:
+        raise ImproperlyConfigured(
+            f"Refusing to serve {', '.join(_REMOTE_HOSTS)} (DJANGO_ALLOWED_HOSTS): {_weakness}. {NEW_KEY_HINT}"
+        )
+
+# --- HTTPS ----------------------------------------------------------------------------------
+# Off by default: the embedded service answers plain HTTP on loopback. A deployment behind TLS
+# turns them on (docs/security.md, "Production settings").
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=False)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+_proxy_ssl_header = env.list("DJANGO_SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
+    raise ImproperlyConfigured("DJANGO_SECURE_PROXY_SSL_HEADER must be HEADER,VALUE, e.g. HTTP_X_FORWARDED_PROTO,https")
+SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1]) if _proxy_ssl_header else None
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -54,6 +109,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "verify",
     "workflows",
 ]
@@ -67,7 +123,51 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# --- brute force ----------------------------------------------------------------------------
+# AxesBackend first: it refuses a locked-out username from an address before any password is
+# checked. AXES_FAILURE_LIMIT failures from one address for one username lock that pair out
+# for AXES_COOLOFF_TIME; `manage.py axes_reset` unlocks.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # refuses only; ModelBackend checks the password
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_positive_int("DJANGO_AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_positive_int("DJANGO_AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_COOLOFF_MESSAGE = (
+    f"Too many failed logins: this account is locked for {AXES_COOLOFF_TIME.total_seconds() / 60:g} minutes "
+    "from your address. Try again later, or ask an administrator to unlock it."
+)
+
+# --- content security policy ----------------------------------------------------------------
+# Scripts only from this origin: no inline script anywhere. Inline styles stay allowed: the
+# admin's change list and the Swagger UI page each carry a small <style> block.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# --- cache ----------------------------------------------------------------------------------
+# API throttles and the like count here. The default is per process; a deployment with more than
+# one web process sets CACHE_URL (e.g. redis://redis:6379/1) so that they share the counts.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 ROOT_URLCONF = "verify.urls"
 WSGI_APPLICATION = "verify.wsgi.application"
@@ -171,6 +271,16 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "verify.api.errors.api_exception_handler",
+    # A ceiling against runaway scripts, not a login guard: a request without valid credentials is
+    # refused (401) before throttles run. Rates are N/s, N/m, N/h or N/d, counted in CACHES.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_rate("DJANGO_API_THROTTLE_ANON", "60/m"),
+        "user": env_rate("DJANGO_API_THROTTLE_USER", "1000/s"),
+    },
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -312,5 +422,6 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # faiss reports at INFO which CPU build it loaded (and a fallback as an exception text).
-    "loggers": {"faiss.loader": {"level": "WARNING"}},
+    # django-axes announces its configuration at INFO in every process; its lockouts are warnings.
+    "loggers": {"faiss.loader": {"level": "WARNING"}, "axes.apps": {"level": "WARNING"}},
 }

@@ -66,7 +66,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     code = codes if isinstance(codes, str) else exc.default_code
     detail = exc.detail
     message = str(detail) if not isinstance(detail, dict | list) else str(exc.default_detail)
-    answer = error_response(response.status_code, str(code), message)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, exceptions.Throttled) and "Retry-After" in response:
+        extra["retry_after_s"] = int(response["Retry-After"])  # the header, for clients that read only JSON
+    answer = error_response(response.status_code, str(code), message, **extra)
     for header in ("WWW-Authenticate", "Retry-After", "Allow"):
         if header in response:
             answer[header] = response[header]
