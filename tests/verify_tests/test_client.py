@@ -22,11 +22,15 @@ pytestmark = pytest.mark.worker
 CLIENT_TIMEOUT_S = 180
 
 
+# The base interpreter with -S (no site-packages at all): the client needs the standard library only.
+BARE_PYTHON = [str(Path(sys.base_prefix) / "bin" / "python3"), "-S"]
+
+
 def run_client(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `python -m verify.client` with args; VERIFY_URL and VERIFY_TOKEN come only from env."""
-    base_env = {k: v for k, v in os.environ.items() if k not in ("VERIFY_URL", "VERIFY_TOKEN")}
+    """Run `python3 -m verify.client` on a bare Python with args; VERIFY_URL and VERIFY_TOKEN only from env."""
+    base_env = {k: v for k, v in os.environ.items() if k not in ("VERIFY_URL", "VERIFY_TOKEN", "PYTHONPATH")}
     return subprocess.run(
-        [sys.executable, "-m", "verify.client", *args],
+        [*BARE_PYTHON, "-m", "verify.client", *args],
         cwd=ROOT,
         env={**base_env, **(env or {})},
         capture_output=True,
@@ -75,6 +79,32 @@ def test_client_submit_wait_prints_summary_then_status_and_show_agree(live_serve
     detail = json.loads(shown.stdout)
     assert detail["sha256"] == fields["sha256"] == hashlib.sha256(shots_clip.read_bytes()).hexdigest()
     assert int(fields["keyframes"]) == len(detail["keyframes"]) > 0
+    assert fields["duplicate of"] == "none" and fields["seen before"] == "no"
+
+
+def test_client_names_the_earlier_case_when_the_same_bytes_come_back(live_server: Any, worker, token, shots_clip):
+    first = run_client(
+        "--url", live_server.url, "--token", token,
+        "submit", str(shots_clip), "--title", "Border village", "--claim", "Filmed on Monday", "--wait",
+    )  # fmt: skip
+    assert first.returncode == 0, first.stdout + first.stderr
+    first_fields = output_fields(first.stdout)
+
+    # when: the same file comes back with a new caption, in a new case
+    again = run_client(
+        "--url", live_server.url, "--token", token,
+        "submit", str(shots_clip), "--title", "Market square", "--claim", "Filmed on Friday", "--wait",
+    )  # fmt: skip
+
+    # then
+    assert again.returncode == 0, again.stdout + again.stderr
+    shown = re.findall(r"^(duplicate of|seen before):\s+(.*)$", again.stdout, re.MULTILINE)
+    assert shown == [
+        ("duplicate of", f"media {first_fields['id']} (the same bytes)"),
+        ("seen before", f'case {first_fields["case"]} "Border village" (no verdict yet): media {first_fields["id"]}, '
+                        "the same bytes, " + shown[1][1].split("the same bytes, ")[1]),
+    ]  # fmt: skip
+    assert shown[1][1].endswith("matched frames")
 
 
 def test_client_submit_unreadable_file_waits_and_exits_1_with_error_code(
