@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -439,19 +439,27 @@ def note_edit(*, note: Note, author: Any, body: str) -> Note:
     if note.author_id != author.pk:
         raise WorkflowError("forbidden", "Only the author of a note may write a new version of it.", http_status=403)
     if Note.objects.filter(replaces=note).exists():
-        raise WorkflowError("note_replaced", "This note already has a newer version; edit that one.")
+        raise _note_replaced()
     if not body.strip():
         raise ValidationError({"body": ["A note cannot be empty."]})
-    with transaction.atomic():
-        return _note_create(
-            case=note.case,
-            author=author,
-            body=body,
-            media_item=note.media_item,
-            keyframe=note.keyframe,
-            timestamp_s=note.timestamp_s,
-            replaces=note,
-        )
+    try:
+        with transaction.atomic():
+            return _note_create(
+                case=note.case,
+                author=author,
+                body=body,
+                media_item=note.media_item,
+                keyframe=note.keyframe,
+                timestamp_s=note.timestamp_s,
+                replaces=note,
+            )
+    except IntegrityError:
+        # Two versions written at once: the one-to-one ``replaces`` lets exactly one in.
+        raise _note_replaced() from None
+
+
+def _note_replaced() -> WorkflowError:
+    return WorkflowError("note_replaced", "This note already has a newer version; edit that one.")
 
 
 # --- checklist ------------------------------------------------------------------------------
