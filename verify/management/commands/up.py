@@ -45,10 +45,8 @@ def web_argv(*, bind: str, workers: int, access_log: bool = False) -> list[str]:
 
 
 def worker_argv(*, concurrency: int) -> list[str]:
-    """Return the Celery worker command line that runs the analyses."""
-    queues = f"{settings.VERIFY_ANALYSIS_QUEUE},{settings.CELERY_TASK_DEFAULT_QUEUE}"
-    return [sys.executable, "-m", "celery", "-A", "verify", "worker", "-Q", queues,
-            "--concurrency", str(concurrency), "-l", "info"]  # fmt: skip
+    """Return the Celery worker command line: the bare command, which consumes every declared queue."""
+    return [sys.executable, "-m", "celery", "-A", "verify", "worker", "--concurrency", str(concurrency), "-l", "info"]
 
 
 def bind_host(bind: str) -> str:
