@@ -3,8 +3,11 @@
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.test import Client
+from django.urls import reverse
 
 from tests.conftest import make_user, submit, token_client
 from verify.models import MediaItem
@@ -93,3 +96,24 @@ def test_migration_drops_other_case_ids_from_recorded_submissions(people, shots_
     # then
     events = AuditEvent.objects.filter(case=case, action="media_submitted")
     assert [event.after["duplicate_of"] for event in events] == [None, None]
+
+
+@pytest.mark.django_db
+def test_media_admin_page_links_only_a_copy_the_user_may_see(people, shots_clip):
+    # given: the owner's case holds the clip; the stranger submits the same bytes to their own case
+    owner_item = submit(token_client(people["owner"]), shots_clip).json()
+    body = submit(token_client(people["stranger"]), shots_clip, title="Other case").json()
+    for user in (people["stranger"], people["reviewer"]):
+        get_user_model().objects.filter(pk=user.pk).update(is_staff=True)
+    owner_url = reverse("admin:verify_mediaitem_change", args=[owner_item["id"]])
+
+    def page_for(user: Any) -> str:
+        client = Client()
+        client.force_login(user)
+        response = client.get(reverse("admin:verify_mediaitem_change", args=[body["id"]]))
+        assert response.status_code == 200
+        return response.content.decode()
+
+    # then: the stranger's page names no other item; a reviewer's links the owner's
+    assert owner_url not in page_for(people["stranger"])
+    assert f'href="{owner_url}"' in page_for(people["reviewer"])

@@ -4,6 +4,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
 
 from tests.conftest import make_user, submit, token_client
 from verify.models import MediaItem
@@ -106,3 +109,22 @@ def test_media_for_a_case_ready_for_review_records_why_it_is_new_again(people, s
         "new",
         "new_evidence",
     )
+
+
+@pytest.mark.django_db
+def test_desk_history_says_why_new_media_sent_the_case_back_to_review(people, shots_clip):
+    # given: new media withdrew a proposed verdict
+    case = case_in("verdict_proposed", people["analyst"], proposer=people["reviewer"])
+    assert submit(token_client(people["analyst"]), shots_clip, case=case.pk).status_code == 202
+    get_user_model().objects.filter(pk=people["reviewer"].pk).update(is_staff=True)
+    client = Client()
+    client.force_login(people["reviewer"])
+
+    # when
+    response = client.get(reverse("admin:workflows_case_change", args=[case.pk]))
+
+    # then
+    assert response.status_code == 200
+    history = response.content.decode().split('id="history"')[1]
+    assert "verdict was proposed; the proposal is withdrawn" in history
+    assert "new_evidence" in history

@@ -175,6 +175,19 @@ class MediaItemAdmin(RoleScopedAdminMixin, EvidenceMediaItemAdmin):
     """Media evidence, read-only, limited to the cases the user may see."""
 
     inlines = [ScopedMediaMetadataInline, ScopedKeyframeInline]
+    # The stored duplicate_of may be in a case the user may not see: show the selector's answer.
+    readonly_fields = tuple(
+        "visible_duplicate_of" if name == "duplicate_of" else name for name in EvidenceMediaItemAdmin.readonly_fields
+    )
+    fields = readonly_fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[MediaItem]:
         return selectors.media_item_list_for_user(user=request.user).select_related("case")
+
+    @admin.display(description="duplicate of")
+    def visible_duplicate_of(self, item: MediaItem) -> str:
+        duplicate_id = getattr(item, "visible_duplicate_of_id", None)
+        if duplicate_id is None:
+            return "—"
+        url = reverse("admin:verify_mediaitem_change", args=[duplicate_id])
+        return format_html('<a href="{}">media #{}</a>', url, duplicate_id)
