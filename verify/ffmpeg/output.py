@@ -1,0 +1,97 @@
+"""Parse what ffmpeg writes while it works: chosen frames, scene scores, progress, refusals."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from verify.ffmpeg.probe import as_float, as_int
+
+
+@dataclass(frozen=True)
+class SelectedFrame:
+    """A frame the keyframe pass wrote: its file, PTS-based time and picture type."""
+
+    path: Path
+    timestamp_s: float
+    pict_type: str
+
+
+_SHOWINFO = re.compile(r"\bn:\s*(?P<n>\d+)\s+pts:\s*(?P<pts>-?\d+)\s+pts_time:(?P<t>\S+).*?\btype:(?P<type>\w)")
+
+
+def parse_selected_frames(*, stderr: str, out_dir: Path) -> list[SelectedFrame]:
+    """Return the frames a ``keyframes_argv`` run wrote, in output order.
+
+    Times come from each frame's PTS as printed by showinfo, so they stay right on variable
+    frame rate video.
+    """
+    infos = [m for line in stderr.splitlines() if "showinfo" in line and (m := _SHOWINFO.search(line))]
+    files = sorted(out_dir.glob("frame_*.jpg"))
+    frames = []
+    for info, path in zip(infos, files, strict=False):
+        timestamp = as_float(info["t"])
+        if timestamp is not None:
+            frames.append(SelectedFrame(path=path, timestamp_s=timestamp, pict_type=info["type"]))
+    return frames
+
+
+def parse_scene_scores(text: str) -> list[tuple[float, float]]:
+    """Return (time in seconds, scene score) for every frame in a ``metadata=mode=print`` file."""
+    scores: list[tuple[float, float]] = []
+    timestamp: float | None = None
+    for line in text.splitlines():
+        if line.startswith("frame:"):
+            match = re.search(r"pts_time:(\S+)", line)
+            timestamp = as_float(match.group(1)) if match else None
+        elif line.startswith("lavfi.scene_score=") and timestamp is not None:
+            score = as_float(line.split("=", 1)[1])
+            if score is not None:
+                scores.append((timestamp, score))
+            timestamp = None
+    return scores
+
+
+def parse_progress_out_time_s(line: str) -> float | None:
+    """Return the position in seconds from one ``-progress`` line, or None for other keys."""
+    key, _, value = line.partition("=")
+    if key.strip() != "out_time_us":
+        return None
+    micros = as_int(value.strip())
+    return micros / 1_000_000 if micros is not None and micros >= 0 else None
+
+
+_STREAM_LIMIT = re.compile(r"Number of streams exceeds max_streams parameter \((?P<limit>\d+)\)")
+_REFUSED_CODEC = re.compile(r"Codec \((?P<codec>[\w-]+)\) not on whitelist")
+_REFUSED_FORMAT = re.compile(r"\[(?P<format>[\w,]+) @ [^]]+\] Format not on whitelist")
+_REFUSED_PICTURE = re.compile(r"Picture size (?P<w>\d+)x(?P<h>\d+) (?:is invalid|exceeds specified max pixel count)")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A safety limit ffmpeg reported on stderr while it read a file."""
+
+    kind: str  # "streams", "codec", "format" or "picture_size"
+    detail: str
+
+
+def parse_refusals(stderr: str) -> list[Refusal]:
+    """Return the allow-list and size refusals in ffmpeg's stderr, in the order they appear."""
+    refusals = []
+    for line in stderr.splitlines():
+        if match := _STREAM_LIMIT.search(line):
+            refusals.append(Refusal("streams", match["limit"]))
+        elif match := _REFUSED_CODEC.search(line):
+            refusals.append(Refusal("codec", match["codec"]))
+        elif match := _REFUSED_FORMAT.search(line):
+            refusals.append(Refusal("format", match["format"]))
+        elif match := _REFUSED_PICTURE.search(line):
+            refusals.append(Refusal("picture_size", f"{match['w']}x{match['h']}"))
+    return refusals
+
+
+def parse_version(banner: str) -> str:
+    """Return the version string from ffmpeg's ``-version`` banner, e.g. ``5.1.9-0+deb12u1``."""
+    match = re.search(r"version (\S+)", banner)
+    return match.group(1) if match else ""
