@@ -175,14 +175,16 @@ class MediaItemAdmin(RoleScopedAdminMixin, EvidenceMediaItemAdmin):
     """Media evidence, read-only, limited to the cases the user may see."""
 
     inlines = [ScopedMediaMetadataInline, ScopedKeyframeInline]
-    # The stored duplicate_of may be in a case the user may not see: show the selector's answer.
-    readonly_fields = tuple(
-        "visible_duplicate_of" if name == "duplicate_of" else name for name in EvidenceMediaItemAdmin.readonly_fields
-    )
-    fields = readonly_fields
-
     def get_queryset(self, request: HttpRequest) -> QuerySet[MediaItem]:
         return selectors.media_item_list_for_user(user=request.user).select_related("case")
+
+    # The stored duplicate_of may be in a case the user may not see: show the selector's answer.
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        shown = super().get_readonly_fields(request, obj)
+        return tuple("visible_duplicate_of" if name == "duplicate_of" else name for name in shown)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return self.get_readonly_fields(request, obj)
 
     @admin.display(description="duplicate of")
     def visible_duplicate_of(self, item: MediaItem) -> str:
