@@ -157,7 +157,16 @@ def _probe_error_text(stdout: str) -> str:
     return "ffprobe rejected it"
 
 
+def probe_without_server_path(raw: dict[str, Any]) -> dict[str, Any]:
+    """Return ffprobe's answer without ``format.filename``: the path of the file on this server."""
+    fmt = raw.get("format")
+    if not isinstance(fmt, dict) or "filename" not in fmt:
+        return raw
+    return {**raw, "format": {key: value for key, value in fmt.items() if key != "filename"}}
+
+
 def _metadata_save(item: MediaItem, raw: dict[str, Any], probe: ffmpeg.ProbeResult) -> None:
+    raw = probe_without_server_path(raw)
     stored_raw, raw_truncated = strings_truncate(raw, max_chars=settings.VERIFY_MAX_METADATA_VALUE_CHARS)
     values = {name: getattr(probe, name) for name in MediaMetadata.normalised_field_names()}
     MediaMetadata.objects.update_or_create(

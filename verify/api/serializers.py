@@ -55,7 +55,7 @@ def analysis_status_body(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class MediaMetadataSerializer(serializers.ModelSerializer[MediaMetadata]):
-    ffprobe = serializers.JSONField(source="raw", help_text="ffprobe's JSON answer, unchanged.")
+    ffprobe = serializers.JSONField(source="raw", help_text="ffprobe's JSON answer, without the server's file path.")
 
     class Meta:
         model = MediaMetadata
