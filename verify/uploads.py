@@ -5,11 +5,14 @@ nothing is queued, and the temporary files written so far are removed.
 """
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
+from django.http import HttpRequest, HttpResponse
 from rest_framework import status
 from rest_framework.exceptions import APIException, ErrorDetail, ValidationError
 
@@ -101,3 +104,38 @@ class HashingUploadHandler(TemporaryFileUploadHandler):
     def _too_large(self) -> UploadTooLarge:
         limit_mb = self.max_bytes / 1024**2
         return UploadTooLarge(f"The upload is larger than the limit of {limit_mb:.0f} MB.")
+
+
+# verify.urls mounts the REST API here.
+API_PREFIX = "/api/"
+
+
+class FormLimitMiddleware:
+    """Answer a desk form past Django's field limits with 413 or 400, before CSRF or a view reads it.
+
+    Django answers such a request with 400 too, but logs it as an error with a traceback. The
+    API's requests are left alone: DRF parses them with the upload handlers above, and its
+    exception handler answers in the API's error shape.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "POST" and not request.path_info.startswith(API_PREFIX):
+            try:
+                request.POST  # noqa: B018 -- parsing is the check
+            except RequestDataTooBig:
+                limit_mb = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1024**2
+                return HttpResponse(
+                    f"The form is larger than the limit of {limit_mb:g} MB; shorten the text and send it again.",
+                    status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                    content_type="text/plain; charset=utf-8",
+                )
+            except TooManyFieldsSent:
+                return HttpResponse(
+                    f"The form has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields.",
+                    status=status.HTTP_400_BAD_REQUEST,
+                    content_type="text/plain; charset=utf-8",
+                )
+        return self.get_response(request)

@@ -5,6 +5,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
 
 from tests.conftest import make_user, token_client
 from verify.models import MediaItem
@@ -65,4 +68,31 @@ def test_json_note_with_a_huge_body_is_refused_with_413(lead, case, caplog):
     response = token_client(lead).post(f"/api/v1/cases/{case.pk}/notes/", {"body": BIG}, format="json")
 
     assert_clean_refusal(response, 413, "request_too_large", caplog)
+    assert Note.objects.count() == 0
+
+
+@pytest.fixture
+def desk(lead: Any, settings: Any) -> Client:
+    # Registered before CsrfViewMiddleware, which is the first to read a form.
+    middleware = list(settings.MIDDLEWARE)
+    middleware.insert(
+        middleware.index("django.middleware.csrf.CsrfViewMiddleware"), "verify.uploads.FormLimitMiddleware"
+    )
+    settings.MIDDLEWARE = middleware
+    get_user_model().objects.filter(pk=lead.pk).update(is_staff=True)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(lead)
+    return client
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("form", "status_code", "words"), [(MANY_FIELDS, 400, "more than"), ({"body": BIG}, 413, "larger than")]
+)
+def test_desk_form_past_the_limits_is_refused_without_an_error_in_the_log(desk, case, caplog, form, status_code, words):
+    response = desk.post(reverse("admin:workflows_case_note", args=[case.pk]), form)
+
+    assert response.status_code == status_code
+    assert words in response.content.decode()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
     assert Note.objects.count() == 0
