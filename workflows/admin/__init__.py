@@ -175,6 +175,7 @@ class MediaItemAdmin(RoleScopedAdminMixin, EvidenceMediaItemAdmin):
     """Media evidence, read-only, limited to the cases the user may see."""
 
     inlines = [ScopedMediaMetadataInline, ScopedKeyframeInline]
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[MediaItem]:
         return selectors.media_item_list_for_user(user=request.user).select_related("case")
 
