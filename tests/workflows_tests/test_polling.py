@@ -20,9 +20,9 @@ from rest_framework.authtoken.models import Token
 
 from tests.conftest import database_url, make_user, token_client
 from verify.api.serializers import AnalysisStatusSerializer
-from verify.benchmark.web import gunicorn_server
 from verify.models import MediaItem
 from workflows import polling, selectors, services
+from workflows.benchmark.web import gunicorn_server
 from workflows.models import Case
 
 pytestmark = pytest.mark.django_db

@@ -32,8 +32,9 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from verify.benchmark.report import Check, Report
-from verify.benchmark.sandbox import sandbox_user
+from workflows.benchmark.report import Check, Report
+from workflows.benchmark.sandbox import sandbox_user
+from workflows.services import case_media_submit
 
 UPLOAD_GROWTH_LIMIT_BYTES = 50 * 1000**2
 STATUS_RATE_LIMIT_PER_S = 600.0
@@ -365,8 +366,6 @@ def threads_load(
 
 
 def _submit_small(clip: Path, *, user: Any, title: str) -> Any:
-    from workflows.services import case_media_submit  # workflows builds on verify, not the reverse
-
     with clip.open("rb") as handle:
         upload = UploadedFile(handle, name=clip.name, content_type="video/mp4", size=clip.stat().st_size)
         return case_media_submit(

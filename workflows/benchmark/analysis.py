@@ -34,11 +34,12 @@ from django.db import connections
 
 from verify import ffmpeg
 from verify.analysis import analysis_run
-from verify.benchmark.clip import ClipSpec, full_decode_argv, iframe_extraction_argv, iframe_times_s
-from verify.benchmark.report import Check, Report, Timing
-from verify.benchmark.sandbox import sandbox_user
 from verify.frames import REASON_INTERVAL
 from verify.models import Keyframe, MediaItem
+from workflows.benchmark.clip import ClipSpec, full_decode_argv, iframe_extraction_argv, iframe_times_s
+from workflows.benchmark.report import Check, Report, Timing
+from workflows.benchmark.sandbox import sandbox_user
+from workflows.services import case_media_submit
 
 CUT_WINDOW_S = 0.5
 FULL_RATIO_LIMIT = 1.2
@@ -170,8 +171,6 @@ class PoolChild:
 
 
 def _submit(clip: Path, *, user: Any, mode: str) -> MediaItem:
-    from workflows.services import case_media_submit  # workflows builds on verify, not the reverse
-
     with clip.open("rb") as handle:
         upload = UploadedFile(handle, name=clip.name, content_type="video/mp4", size=clip.stat().st_size)
         return case_media_submit(

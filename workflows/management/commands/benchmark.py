@@ -14,9 +14,9 @@ from django.db import connection
 
 from verify import ffmpeg
 from verify.analysis import ffmpeg_version
-from verify.benchmark import analysis, sandbox, web
-from verify.benchmark.clip import SMOKE_CLIP, ClipSpec, reference_clip_cached
-from verify.benchmark.report import Report, report_render
+from workflows.benchmark import analysis, sandbox, web
+from workflows.benchmark.clip import SMOKE_CLIP, ClipSpec, reference_clip_cached
+from workflows.benchmark.report import Report, report_render
 
 MODES = ("analysis", "upload", "status")
 SIZES = ("1280x720", "1920x1080")

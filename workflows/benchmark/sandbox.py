@@ -25,7 +25,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from rest_framework.authtoken.models import Token
 
-from verify.benchmark.report import Report
+from workflows.benchmark.report import Report
 
 SANDBOX_ENV = "VERIFY_BENCHMARK_SANDBOX"
 THROWAWAY_DATABASE_PREFIX = "verify_benchmark_"
