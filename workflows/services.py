@@ -339,7 +339,7 @@ def _assignment_add(*, case: Case, assignee: Any, actor: Any, previous: str | No
 def case_assign_check_actor(*, actor: Any) -> None:
     """Refuse anyone but a lead, before anything about the assignment is looked at."""
     if Role.LEAD not in user_roles(actor):
-        raise WorkflowError("forbidden", "You are not a lead; only a lead may assign cases.", http_status=403)
+        raise WorkflowError("forbidden", "Only a lead may assign cases. You are not a lead.", http_status=403)
 
 
 def case_assign(*, case: Case, assignee: Any, actor: Any) -> Case:
