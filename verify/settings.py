@@ -119,6 +119,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CSRF, which reads the form: an oversized desk form is answered 413/400, not a 500.
+    "verify.uploads.FormLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -377,12 +379,30 @@ VERIFY_FFMPEG_OUTPUT_FILE_BYTES = env_positive_int("VERIFY_FFMPEG_OUTPUT_FILE_BY
 VERIFY_MAX_UPLOAD_FILE_PARTS = env_positive_int("VERIFY_MAX_UPLOAD_FILE_PARTS", 1)
 DATA_UPLOAD_MAX_NUMBER_FILES = VERIFY_MAX_UPLOAD_FILE_PARTS + 1  # Django's own cap, never the one that trips
 VERIFY_IDEMPOTENCY_TTL_S = env_positive_int("VERIFY_IDEMPOTENCY_TTL_S", 24 * 3600)
-# A running job holds a lease it renews while it works; a job whose lease ran out (its worker
-# died) is taken back by the reconciler, which every worker runs on its own timer. Queued jobs
-# whose message was sent longer ago than VERIFY_JOB_RESEND_AFTER_S are sent again.
-VERIFY_JOB_LEASE_S = env_positive_float("VERIFY_JOB_LEASE_S", 300.0)
+# A running job holds a lease that a thread of its worker process renews every
+# VERIFY_JOB_HEARTBEAT_S, whatever ffmpeg is doing. A job whose lease ran out (its worker or its
+# host stopped) is taken back by the reconciler, which every worker runs on its own timer; a job
+# whose worker process is provably dead (same host, pid gone) is taken back at once.
+# docs/recovery.md has the design and the measurements. Queued jobs whose message was sent
+# longer ago than VERIFY_JOB_RESEND_AFTER_S are sent again.
+VERIFY_JOB_LEASE_S = env_positive_float("VERIFY_JOB_LEASE_S", 15.0)
+VERIFY_JOB_HEARTBEAT_S = env_positive_float("VERIFY_JOB_HEARTBEAT_S", 3.0)
+if VERIFY_JOB_HEARTBEAT_S * 3 > VERIFY_JOB_LEASE_S:
+    raise ImproperlyConfigured(
+        "VERIFY_JOB_LEASE_S must be at least three VERIFY_JOB_HEARTBEAT_S, so that a late heartbeat or two "
+        f"does not hand a healthy job to another worker (got {VERIFY_JOB_LEASE_S} and {VERIFY_JOB_HEARTBEAT_S})"
+    )
 VERIFY_JOB_RESEND_AFTER_S = env_positive_float("VERIFY_JOB_RESEND_AFTER_S", 900.0)
-VERIFY_RECONCILE_INTERVAL_S = env_positive_float("VERIFY_RECONCILE_INTERVAL_S", 30.0)
+VERIFY_RECONCILE_INTERVAL_S = env_positive_float("VERIFY_RECONCILE_INTERVAL_S", 5.0)
+# A worker told to stop (SIGTERM) lets its running analyses finish for this long, then hands
+# them back to the other workers; 0 hands them back at once. The stop timeout of the service
+# manager (compose stop_grace_period, systemd TimeoutStopSec) must be longer.
+VERIFY_WORKER_STOP_GRACE_S = env.float("VERIFY_WORKER_STOP_GRACE_S", default=10.0)
+if VERIFY_WORKER_STOP_GRACE_S < 0:
+    raise ImproperlyConfigured(f"VERIFY_WORKER_STOP_GRACE_S must be 0 or more, got {VERIFY_WORKER_STOP_GRACE_S}")
+# How long the worker waits for a result from a pool process that died before it calls the task
+# lost; job state lives in the database, so there is nothing to wait for.
+CELERY_WORKER_LOST_WAIT = 1.0
 VERIFY_INTEGRITY_CHECK_INTERVAL_S = env_positive_float("VERIFY_INTEGRITY_CHECK_INTERVAL_S", 24 * 3600.0)
 # No task may outlive the broker's visibility timeout, or Redis would hand it to a second worker.
 CELERY_TASK_TIME_LIMIT = round(VERIFY_FFPROBE_TIMEOUT_S + VERIFY_FFMPEG_TIMEOUT_S + 600)

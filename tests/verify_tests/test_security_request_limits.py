@@ -72,13 +72,7 @@ def test_json_note_with_a_huge_body_is_refused_with_413(lead, case, caplog):
 
 
 @pytest.fixture
-def desk(lead: Any, settings: Any) -> Client:
-    # Registered before CsrfViewMiddleware, which is the first to read a form.
-    middleware = list(settings.MIDDLEWARE)
-    middleware.insert(
-        middleware.index("django.middleware.csrf.CsrfViewMiddleware"), "verify.uploads.FormLimitMiddleware"
-    )
-    settings.MIDDLEWARE = middleware
+def desk(lead: Any) -> Client:
     get_user_model().objects.filter(pk=lead.pk).update(is_staff=True)
     client = Client(enforce_csrf_checks=True)
     client.force_login(lead)

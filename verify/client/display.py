@@ -82,7 +82,7 @@ def provenance_rows(detail: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(
             (
                 "seen before",
-                f"case {case.get('id')} \"{case.get('title', '')}\" ({verdict}): media {entry.get('media_item')}, "
+                f'case {case.get("id")} "{case.get("title", "")}" ({verdict}): media {entry.get("media_item")}, '
                 f"{how}, {entry.get('matched_frame_count', 0)} matched frames{mirrored}",
             )
         )
