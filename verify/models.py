@@ -15,6 +15,8 @@ class MediaItem(models.Model):
     class State(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
+        # Its worker was lost mid-analysis; it runs again (another attempt) as soon as a worker takes it.
+        INTERRUPTED = "interrupted"
         SUCCEEDED = "succeeded"
         FAILED = "failed"
 
@@ -53,7 +55,7 @@ class MediaItem(models.Model):
     uploaded_at = models.DateTimeField(auto_now_add=True)
 
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.FULL)
-    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED, db_index=True)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED, db_index=True)
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.WAITING)
     progress_percent = models.PositiveSmallIntegerField(default=0)
     error_code = models.CharField(max_length=50, blank=True)
@@ -75,6 +77,11 @@ class MediaItem(models.Model):
     )
     lease_expires_at = models.DateTimeField(
         null=True, blank=True, help_text="A running job whose lease has passed was lost with its worker."
+    )
+    lease_owner = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The worker process holding the lease: host and pid namespace, worker pid, pool process pid.",
     )
     # Evidence integrity: the stored original is re-hashed periodically.
     integrity_checked_at = models.DateTimeField(null=True, blank=True)

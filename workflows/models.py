@@ -172,6 +172,7 @@ class AuditEvent(AppendOnlyModel):
         CASE_OPENED = "case_opened"
         MEDIA_SUBMITTED = "media_submitted"
         ANALYSIS_FINISHED = "analysis_finished"
+        ANALYSIS_INTERRUPTED = "analysis_interrupted"
         TRANSITION = "transition"
         VERDICT_PROPOSED = "verdict_proposed"
         VERDICT_APPROVED = "verdict_approved"
