@@ -208,6 +208,16 @@ def _keyframe_key(media_item_id: int, timestamp_s: float) -> tuple[int, float]:
     return media_item_id, round(timestamp_s, 3)
 
 
+def case_summary(case: Case) -> dict[str, Any]:
+    """Return how another case is named where footage was seen before: id, title and verdict."""
+    return {"id": case.pk, "title": case.title, "verdict": case.verdict or ""}
+
+
+def case_summaries(*, case_ids: Any) -> dict[int, dict[str, Any]]:
+    """Return ``case_summary`` of each case by id; the caller has checked that the user may see them."""
+    return {case.pk: case_summary(case) for case in Case.objects.filter(pk__in=case_ids)}
+
+
 def case_seen_before_for_user(*, case: Case, user: Any) -> CaseSeenBefore:
     """Return the other cases this user may see that hold this case's footage, with matched keyframes.
 
@@ -223,7 +233,7 @@ def case_seen_before_for_user(*, case: Case, user: Any) -> CaseSeenBefore:
     if not found:
         return CaseSeenBefore(entries=[])
     other_ids = {entry["media_item"] for entry in found}
-    found_case_ids = {entry["case"]["id"] for entry in found}
+    found_case_ids = {entry["case_id"] for entry in found}
     cases = {c.pk: c for c in Case.objects.filter(pk__in=found_case_ids).filter(pk__in=visible_ids)}
     stored = {
         (match.media_item_id, match.other_id): match
@@ -235,7 +245,7 @@ def case_seen_before_for_user(*, case: Case, user: Any) -> CaseSeenBefore:
     }
     entries = []
     for entry in found:
-        other_case = cases.get(entry["case"]["id"])
+        other_case = cases.get(entry["case_id"])
         if other_case is None:
             continue
         item_id, other_id = entry["media_item_matched"], entry["media_item"]

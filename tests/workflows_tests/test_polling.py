@@ -19,9 +19,9 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
 from tests.conftest import database_url, make_user, token_client
-from verify.api.serializers import AnalysisStatusSerializer
 from verify.models import MediaItem
 from workflows import polling, selectors, services
+from workflows.api.media.serializers import AnalysisStatusSerializer
 from workflows.benchmark.web import gunicorn_server
 from workflows.models import Case
 

@@ -305,7 +305,7 @@ def media_match_list(*, media_item: MediaItem, visible_case_ids: Any) -> QuerySe
     """
     return (
         MediaMatch.objects.filter(media_item=media_item, other__case__in=visible_case_ids)
-        .select_related("other__case")
+        .select_related("other")
         .order_by("-exact", "-matched_frame_count", "-similarity", "other_id")
     )
 
@@ -323,7 +323,7 @@ def seen_before(*, media_items: Iterable[MediaItem], visible_case_ids: Any) -> l
     matches = (
         MediaMatch.objects.filter(media_item__in=items, other__case__in=visible_case_ids)
         .exclude(other__case__in=case_ids)
-        .select_related("other__case")
+        .select_related("other")
     )
     found: dict[int, dict[str, Any]] = {}
     for match in matches:
@@ -337,11 +337,9 @@ def seen_before(*, media_items: Iterable[MediaItem], visible_case_ids: Any) -> l
         current = found.get(match.other_id)
         if current is None or entry["matched_frame_count"] > current["matched_frame_count"]:
             found[match.other_id] = entry
-    same_bytes = (
-        MediaItem.objects.filter(sha256__in={item.sha256 for item in items}, case__in=visible_case_ids)
-        .exclude(case__in=case_ids)
-        .select_related("case")
-    )
+    same_bytes = MediaItem.objects.filter(
+        sha256__in={item.sha256 for item in items}, case__in=visible_case_ids
+    ).exclude(case__in=case_ids)
     sha_to_item = {item.sha256: item.pk for item in items}
     for other in same_bytes:
         entry = found.setdefault(other.pk, _seen_entry(other, exact=True))
@@ -350,11 +348,11 @@ def seen_before(*, media_items: Iterable[MediaItem], visible_case_ids: Any) -> l
 
 
 def _seen_entry(other: MediaItem, *, exact: bool) -> dict[str, Any]:
-    case = other.case
+    # The case is named by id only: what a case is, and who may read its title, is workflows'.
     return {
         "media_item": other.pk,
         "uploaded_at": other.uploaded_at,
-        "case": {"id": case.pk, "title": case.title, "verdict": getattr(case, "verdict", "") or ""},
+        "case_id": other.case_id,
         "exact": exact,
         "similarity": 1.0,
         "matched_frame_count": 0,

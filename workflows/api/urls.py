@@ -4,7 +4,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from workflows.api.views import CaseViewSet, KeyframeViewSet, MediaItemViewSet
+from workflows.api.cases.views import CaseViewSet
+from workflows.api.media.views import KeyframeViewSet, MediaItemViewSet
 
 router = DefaultRouter()
 router.register("cases", CaseViewSet, basename="case")

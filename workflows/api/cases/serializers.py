@@ -5,9 +5,9 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from verify.api.serializers import MediaItemSerializer
-from verify.api.similarity import SeenBeforeField
 from verify.models import Keyframe, MediaItem
+from workflows.api.media.serializers import MediaItemSerializer
+from workflows.api.similarity import SeenBeforeField
 from workflows.models import AuditEvent, Case, ChecklistItem, Note, Status, Verdict
 from workflows.services import allowed_moves_for
 

@@ -16,6 +16,7 @@ from rest_framework.reverse import reverse
 
 from verify.models import MediaItem, MediaMatch
 from verify.similarity import matching
+from workflows import selectors
 
 
 class MatchedCaseSerializer(serializers.Serializer[Any]):
@@ -59,8 +60,7 @@ class MediaMatchSerializer(serializers.ModelSerializer[MediaMatch]):
 
     @extend_schema_field(MatchedCaseSerializer)
     def get_case(self, match: MediaMatch) -> dict[str, Any]:
-        case = match.other.case
-        return {"id": case.pk, "title": case.title, "verdict": getattr(case, "verdict", "") or ""}
+        return selectors.case_summary(match.other.case)
 
     @extend_schema_field(FramePairSerializer(many=True))
     def get_frame_pairs(self, match: MediaMatch) -> list[dict[str, float]]:
@@ -89,7 +89,9 @@ class SeenBeforeSerializer(serializers.Serializer[Any]):
 
 def seen_before_summary(*, media_items: Any, visible_case_ids: Any) -> dict[str, Any]:
     """Return the ``seen_before`` summary of a media item (a list of one) or of a case's items."""
-    items = matching.seen_before(media_items=media_items, visible_case_ids=visible_case_ids)
+    found = matching.seen_before(media_items=media_items, visible_case_ids=visible_case_ids)
+    cases = selectors.case_summaries(case_ids={entry["case_id"] for entry in found})
+    items = [{**entry, "case": cases[entry["case_id"]]} for entry in found]
     return {"seen": bool(items), "count": len(items), "earliest": items[0] if items else None, "items": items}
 
 
@@ -116,4 +118,5 @@ class SeenBeforeField(serializers.Field):  # type: ignore[type-arg]
 def media_matches_response(*, request: Request, media_item: MediaItem, visible_case_ids: Any) -> Response:
     """Answer ``GET /media/{id}/matches/``: the item's matches in cases the user may see."""
     matches = matching.media_match_list(media_item=media_item, visible_case_ids=visible_case_ids)
+    matches = matches.select_related("other__case")
     return Response(MediaMatchSerializer(matches, many=True, context={"request": request}).data)

@@ -6,8 +6,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from verify.api.similarity import SeenBeforeField
 from verify.models import Keyframe, MediaItem, MediaMetadata
+from workflows.api.similarity import SeenBeforeField
 
 
 class AnalysisErrorSerializer(serializers.Serializer[Any]):
