@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from verify.errors import DomainError, Refused
 from workflows.models import Status, Verdict
 
 
@@ -74,13 +75,17 @@ def moves_from(status: str, *, held_from: str = "") -> list[Move]:
     ]
 
 
+class WorkflowError(DomainError):
+    """A refused workflow operation: code, message, kind of refusal, extra fields."""
+
+
 @dataclass(frozen=True)
 class Refusal:
-    """Why a move is refused: a machine-readable code, a message and the HTTP status that fits."""
+    """Why a move is refused: a machine-readable code, a message and the kind of refusal."""
 
     code: str
     message: str
-    http_status: int
+    kind: Refused
 
 
 def move_check(
@@ -98,23 +103,23 @@ def move_check(
     """Return the move to make, or why it may not be made."""
     move = next((m for m in moves_from(status, held_from=held_from) if m.target == target), None)
     if move is None:
-        return Refusal("illegal_transition", f"A case that is {status} cannot move to {target}.", 409)
+        return Refusal("illegal_transition", f"A case that is {status} cannot move to {target}.", Refused.CONFLICT)
     if not move.roles & roles:
         allowed = " or ".join(sorted(move.roles))
-        return Refusal("forbidden_transition", f"Only a {allowed} may {move.label.lower()}.", 403)
+        return Refusal("forbidden_transition", f"Only a {allowed} may {move.label.lower()}.", Refused.NOT_PERMITTED)
     if move.not_by_proposer and proposer_id == actor_id:
         return Refusal(
             "second_person_required",
             "The verdict must be approved or sent back by someone other than its proposer.",
-            403,
+            Refused.NOT_PERMITTED,
         )
     if move.needs_verdict:
         if verdict not in Verdict.values:
-            return Refusal("verdict_required", f"Choose a verdict: {', '.join(Verdict.values)}.", 400)
+            return Refusal("verdict_required", f"Choose a verdict: {', '.join(Verdict.values)}.", Refused.INVALID)
         if not rationale.strip():
-            return Refusal("rationale_required", "A proposed verdict needs a rationale.", 400)
+            return Refusal("rationale_required", "A proposed verdict needs a rationale.", Refused.INVALID)
     if move.needs_note and not note.strip():
-        return Refusal("note_required", f"{move.label} needs a note saying why.", 400)
+        return Refusal("note_required", f"{move.label} needs a note saying why.", Refused.INVALID)
     return move
 
 
@@ -149,7 +154,7 @@ _EVIDENCE_MOVES: dict[str, EvidenceMove] = {
 }
 
 CASE_CLOSED_REFUSAL = Refusal(
-    "case_closed", "The case is closed and takes no new media; a lead must reopen it first.", 409
+    "case_closed", "The case is closed and takes no new media; a lead must reopen it first.", Refused.CONFLICT
 )
 
 

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 
 from tests.conftest import make_user, submit, token_client, wait_for_analysis
+from verify.api.errors import REFUSAL_STATUS
 from workflows import services
 from workflows.models import AuditEvent, Case, ChecklistItem, Note, Status
 
@@ -223,7 +224,7 @@ def test_concurrent_transitions_exactly_one_wins(people):
             services.case_transition(case=copy, to="in_review", actor=reviewer)
             outcomes.append("won")
         except services.WorkflowError as refusal:
-            outcomes.append(f"{refusal.http_status} {refusal.code}")
+            outcomes.append(f"{REFUSAL_STATUS[refusal.kind]} {refusal.code}")
         finally:
             connection.close()
 

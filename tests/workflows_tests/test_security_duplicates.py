@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from tests.conftest import make_user, submit, token_client
 from verify.models import MediaItem
-from workflows import services
+from workflows.events import audit_record
 from workflows.models import AuditEvent, Case
 
 
@@ -77,7 +77,7 @@ def test_migration_drops_other_case_ids_from_recorded_submissions(people, shots_
     owner_item = submit(token_client(people["owner"]), shots_clip).json()
     body = submit(token_client(people["stranger"]), shots_clip, title="Other case").json()
     case = Case.objects.get(pk=body["case"])
-    services.audit_record(
+    audit_record(
         case=case,
         actor=people["stranger"],
         action=AuditEvent.Action.MEDIA_SUBMITTED,

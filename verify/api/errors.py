@@ -12,18 +12,17 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from verify.errors import DomainError, Refused
+
 logger = logging.getLogger(__name__)
 
 
-class DomainError(Exception):
-    """A refused operation from a service: code, human message, HTTP status, extra fields."""
-
-    def __init__(self, code: str, message: str, *, http_status: int = 409, **extra: Any):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = http_status
-        self.extra = extra
+# The HTTP status of each kind of refusal the domain raises.
+REFUSAL_STATUS = {
+    Refused.CONFLICT: status.HTTP_409_CONFLICT,
+    Refused.NOT_PERMITTED: status.HTTP_403_FORBIDDEN,
+    Refused.INVALID: status.HTTP_400_BAD_REQUEST,
+}
 
 
 def error_response(status_code: int, code: str, message: str, fields: Any = None, **extra: Any) -> Response:
@@ -38,7 +37,7 @@ def error_response(status_code: int, code: str, message: str, fields: Any = None
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """Map any exception raised in an API view to the error shape; never leak a traceback."""
     if isinstance(exc, DomainError):
-        return error_response(exc.http_status, exc.code, exc.message, **exc.extra)
+        return error_response(REFUSAL_STATUS[exc.kind], exc.code, exc.message, **exc.extra)
     if isinstance(exc, RequestDataTooBig):
         limit_mb = settings.DATA_UPLOAD_MAX_MEMORY_SIZE / 1024**2
         return error_response(

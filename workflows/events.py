@@ -1,0 +1,135 @@
+"""The case's audit trail: one function per event, each writing its payload's one shape.
+
+Call them inside the transaction of the change they record, so that the history and the
+change are committed together. ``before`` and ``after`` hold what the event changed; an event
+that only happened (a download, a finished analysis) has only ``after``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from verify.models import MediaItem
+from workflows.models import Assignment, AuditEvent, Case, ChecklistItem, Note
+
+
+def audit_record(*, case: Case, actor: Any, action: str, obj: Any, before: Any = None, after: Any = None) -> AuditEvent:
+    """Append one event to the case's history; prefer the named event functions below."""
+    return AuditEvent.objects.create(
+        case=case,
+        actor=actor,
+        action=action,
+        object_type=type(obj).__name__.lower(),
+        object_id=str(obj.pk),
+        before=before,
+        after=after,
+    )
+
+
+def username(user: Any) -> str | None:
+    """Return how a user is named in the history (None for the service itself)."""
+    return user.get_username() if user is not None else None
+
+
+def case_opened_event(*, case: Case, actor: Any) -> AuditEvent:
+    """Record that a case was opened for a claim."""
+    after = {"title": case.title, "claim": case.claim, "source_url": case.source_url, "status": case.status}
+    return audit_record(case=case, actor=actor, action=AuditEvent.Action.CASE_OPENED, obj=case, after=after)
+
+
+def media_submitted_event(*, item: MediaItem, actor: Any, duplicate_in_case: int | None) -> AuditEvent:
+    """Record a submitted original; an earlier copy of its bytes is named only if it is in the same case."""
+    after = {
+        "sha256": item.sha256,
+        "size_bytes": item.size_bytes,
+        "original_filename": item.original_filename,
+        "duplicate_of": duplicate_in_case,
+    }
+    return audit_record(case=item.case, actor=actor, action=AuditEvent.Action.MEDIA_SUBMITTED, obj=item, after=after)
+
+
+def case_transitioned_event(
+    *, case: Case, actor: Any, before: dict[str, Any], after: dict[str, Any], move: str = "", reason: str = ""
+) -> AuditEvent:
+    """Record a move of the case's status (and what moved with it); ``move`` names a move the table does not."""
+    after = {**after, **({"move": move} if move else {}), **({"reason": reason} if reason else {})}
+    return audit_record(
+        case=case, actor=actor, action=AuditEvent.Action.TRANSITION, obj=case, before=before, after=after
+    )
+
+
+def verdict_proposed_event(*, case: Case, actor: Any, verdict: str, rationale: str) -> AuditEvent:
+    """Record a proposed verdict and its rationale."""
+    after = {"verdict": verdict, "rationale": rationale}
+    return audit_record(case=case, actor=actor, action=AuditEvent.Action.VERDICT_PROPOSED, obj=case, after=after)
+
+
+def verdict_approved_event(*, case: Case, actor: Any) -> AuditEvent:
+    """Record a verdict approved by a second person, naming its proposer."""
+    after = {"verdict": case.verdict, "proposed_by": username(case.verdict_proposed_by)}
+    return audit_record(case=case, actor=actor, action=AuditEvent.Action.VERDICT_APPROVED, obj=case, after=after)
+
+
+def case_assigned_event(*, assignment: Assignment, actor: Any, previous: str | None) -> AuditEvent:
+    """Record who the case was assigned to, and who had it before."""
+    return audit_record(
+        case=assignment.case,
+        actor=actor,
+        action=AuditEvent.Action.ASSIGNMENT,
+        obj=assignment,
+        before={"assignee": previous},
+        after={"assignee": username(assignment.assignee)},
+    )
+
+
+def note_written_event(*, note: Note, actor: Any) -> AuditEvent:
+    """Record a new note, or a new version of one (the replaced body is kept in ``before``)."""
+    replaces = note.replaces
+    return audit_record(
+        case=note.case,
+        actor=actor,
+        action=AuditEvent.Action.NOTE_EDITED if replaces else AuditEvent.Action.NOTE_ADDED,
+        obj=note,
+        before={"note": replaces.pk, "body": replaces.body} if replaces else None,
+        after={"body": note.body, "media_item": note.media_item_id, "timestamp_s": note.timestamp_s},
+    )
+
+
+def checklist_changed_event(
+    *, item: ChecklistItem, actor: Any, before: dict[str, Any], after: dict[str, Any]
+) -> AuditEvent:
+    """Record a checklist item's change of state, finding or coordinates."""
+    return audit_record(
+        case=item.case,
+        actor=actor,
+        action=AuditEvent.Action.CHECKLIST_CHANGED,
+        obj=item,
+        before={"key": item.key, **before},
+        after={"key": item.key, **after},
+    )
+
+
+def analysis_finished_event(*, case: Case, item: MediaItem) -> AuditEvent:
+    """Record that an item's analysis reached its end, and how."""
+    after = {"state": item.state, "error_code": item.error_code}
+    return audit_record(case=case, actor=None, action=AuditEvent.Action.ANALYSIS_FINISHED, obj=item, after=after)
+
+
+def integrity_mismatch_event(*, case: Case, item: MediaItem, expected: str, actual: str) -> AuditEvent:
+    """Record that a stored original no longer hashes to its SHA-256 (or is gone)."""
+    return audit_record(
+        case=case,
+        actor=None,
+        action=AuditEvent.Action.INTEGRITY_MISMATCH,
+        obj=item,
+        before={"sha256": expected},
+        after={"sha256": actual or None, "missing": not actual},
+    )
+
+
+def original_downloaded_event(*, item: MediaItem, actor: Any) -> AuditEvent:
+    """Record that someone downloaded an original file."""
+    after = {"sha256": item.sha256}
+    return audit_record(
+        case=item.case, actor=actor, action=AuditEvent.Action.ORIGINAL_DOWNLOADED, obj=item, after=after
+    )
