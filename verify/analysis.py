@@ -70,8 +70,16 @@ def analysis_run(*, media_item_id: int) -> None:
     )
     if item is None:
         return
+    with jobs.job_lease(item):
+        _analyse_and_record(item)
+
+
+def _analyse_and_record(item: MediaItem) -> None:
+    media_item_id = item.pk
     try:
         _analyse(item)
+    except jobs.JobLost:
+        logger.warning("analysis of media %s stopped: the job was taken from this worker", media_item_id)
     except AnalysisFailure as failure:
         jobs.job_finish(item, state=MediaItem.State.FAILED, code=failure.code, message=failure.message)
     except Exception as exc:
@@ -205,7 +213,7 @@ def _keyframes_extract(
                 timeout_s=settings.VERIFY_FFMPEG_TIMEOUT_S,
                 limits=resource_limits(),
                 on_stdout_line=_keyframe_progress_reporter(item, probe.duration_s),
-                on_tick=jobs.job_heartbeat(item),
+                on_tick=functools.partial(jobs.job_lease_check, item),
                 max_stdout_bytes=_MAX_DIAGNOSTICS_BYTES,
                 max_stderr_bytes=_MAX_DIAGNOSTICS_BYTES,
             )
@@ -252,7 +260,7 @@ def _keyframe_progress_reporter(item: MediaItem, duration_s: float | None) -> An
             return
         last_write[0] = now
         percent = start + int(span * min(position_s / duration_s, 1.0))
-        MediaItem.objects.filter(pk=item.pk, progress_percent__lt=percent).update(
+        MediaItem.objects.filter(pk=item.pk, lease_owner=item.lease_owner, progress_percent__lt=percent).update(
             progress_percent=percent, updated_at=timezone.now()
         )
 
@@ -314,9 +322,9 @@ def ffmpeg_version() -> str:
 
 
 def _progress(item: MediaItem, stage: str) -> None:
-    MediaItem.objects.filter(pk=item.pk).update(
+    jobs.job_lease_check(item)
+    MediaItem.objects.filter(pk=item.pk, lease_owner=item.lease_owner).update(
         stage=stage,
         progress_percent=_STAGE_PERCENT[stage],
-        lease_expires_at=jobs.lease_expiry(),
         updated_at=timezone.now(),
     )

@@ -4,6 +4,11 @@ Every worker also runs the job reconciler on a timer in its main process (no sep
 process to deploy or to forget): it re-sends queued jobs the broker may have lost, takes back
 running jobs whose worker died, and now and then queues the re-hashing of stored originals.
 Several workers reconciling at once is safe: each change is a conditional UPDATE.
+
+The main process also reports lost jobs the moment it knows: when a pool process dies under an
+analysis (``AnalysisRequest``), and when the worker is told to stop (its running analyses get
+``VERIFY_WORKER_STOP_GRACE_S``, then go back to the other workers). docs/recovery.md has the
+whole design.
 """
 
 import logging
@@ -13,7 +18,8 @@ import time
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
+from celery.worker.request import Request
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "verify.settings")
 
@@ -55,3 +61,45 @@ def _start_reconciler(**kwargs: Any) -> None:
 @worker_shutdown.connect
 def _stop_reconciler(**kwargs: Any) -> None:
     _stop.set()
+
+
+def _hand_back() -> None:
+    from django.conf import settings
+    from django.db import connections
+
+    from verify.jobs import jobs_hand_back
+
+    try:
+        handed_back = jobs_hand_back(grace_s=settings.VERIFY_WORKER_STOP_GRACE_S)
+        if handed_back:
+            logger.warning("stopping: handed back media %s to the other workers", ", ".join(map(str, handed_back)))
+    except Exception:
+        logger.exception("could not hand back the running jobs; their leases will run out instead")
+    finally:
+        connections.close_all()
+
+
+@worker_shutting_down.connect
+def _hand_back_on_stop(**kwargs: Any) -> None:
+    # Sent from the signal handler: the waiting happens in a thread, while the warm shutdown runs.
+    threading.Thread(target=_hand_back, name="verify-hand-back", daemon=True).start()
+
+
+class AnalysisRequest(Request):
+    """An analysis message in the worker's main process: reports at once when its pool process dies.
+
+    Celery then requeues the message (``reject_on_worker_lost``); marking the job interrupted
+    first lets the redelivered message take it without waiting for the lease.
+    """
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> None:
+        pool_pid = self.worker_pid
+        if pool_pid:
+            from verify.jobs import job_pool_process_lost
+
+            media_item_id = self.args[0] if self.args else self.kwargs.get("media_item_id")
+            try:
+                job_pool_process_lost(media_item_id=int(media_item_id), pool_pid=pool_pid)
+            except Exception:
+                logger.exception("could not mark media %s interrupted; the reconciler will", media_item_id)
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)

@@ -14,7 +14,7 @@ _RETRY_BACKOFF_S = (10, 60, 300)
 _INTEGRITY_BATCH_FILES = 200
 
 
-@shared_task(bind=True, acks_late=True, max_retries=len(_RETRY_BACKOFF_S))
+@shared_task(bind=True, acks_late=True, max_retries=len(_RETRY_BACKOFF_S), Request="verify.celery:AnalysisRequest")
 def analysis_run_task(self: Task, media_item_id: int) -> None:
     """Analyse one media item; safe to deliver more than once."""
     try:

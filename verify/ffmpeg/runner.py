@@ -107,7 +107,8 @@ def run(
     and each is capped (``max_stdout_bytes``, ``max_stderr_bytes``) so a hostile file cannot
     fill the worker's memory. On timeout or overflow the whole process group is killed, so no
     decoder thread outlives the job. ``on_tick`` is called about once a second while the child
-    runs (the caller's heartbeat).
+    runs; if it raises (the caller lost the job), the process group is killed and the error
+    goes to the caller.
     """
     proc = subprocess.Popen(  # noqa: S603 - argv comes from the builders in this module
         list(argv),
@@ -134,7 +135,11 @@ def run(
                 _kill_group(proc)
                 raise FFmpegError(argv[0], None, _tail(chunks[proc.stderr.fileno()]), timed_out=True)
             if on_tick is not None:
-                on_tick()
+                try:
+                    on_tick()
+                except BaseException:  # the caller gave up on the job: no decoder outlives it
+                    _kill_group(proc)
+                    raise
             for key, _ in selector.select(timeout=min(remaining, 1.0)):
                 data = os.read(key.fd, 65536)
                 if not data:
