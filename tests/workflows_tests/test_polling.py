@@ -27,7 +27,7 @@ from workflows.models import Case
 
 pytestmark = pytest.mark.django_db
 
-STATUS_KEYS = {"id", "state", "stage", "progress_percent", "error", "attempts", "updated_at"}
+STATUS_KEYS = {"id", "state", "stage", "progress_percent", "error", "detail", "attempts", "updated_at"}
 
 
 def _submit(clip: Path, *, user: Any, case: Case | None = None, title: str = "Claimed footage") -> MediaItem:
@@ -106,6 +106,22 @@ def test_status_answer_equals_the_serializers_for_queued_and_failed_items(people
     failed = client.get(f"/api/v1/media/{items[-1].pk}/status/").json()
     assert failed["state"] == "failed"
     assert failed["error"] == {"code": "decode_failed", "message": "The file could not be decoded."}
+
+
+def test_status_answer_equals_the_serializers_for_an_interrupted_item(people, items):
+    # given: an analysis whose worker was lost in its first of three attempts
+    MediaItem.objects.filter(pk=items[0].pk).update(
+        state=MediaItem.State.INTERRUPTED, stage=MediaItem.Stage.WAITING, attempts=1
+    )
+    client = token_client(people["creator"])
+    # when
+    answer = client.get(f"/api/v1/media/{items[0].pk}/status/").json()
+    # then
+    items[0].refresh_from_db()
+    assert answer == AnalysisStatusSerializer(items[0]).data
+    assert answer["state"] == "interrupted"
+    assert answer["detail"] == "interrupted: the worker was lost; retrying (attempt 2 of 3)"
+    assert answer["error"] is None
 
 
 def test_status_costs_two_queries_token_with_roles_and_the_row(people, items):

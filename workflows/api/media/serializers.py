@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
@@ -19,19 +20,36 @@ class AnalysisStatusSerializer(serializers.ModelSerializer[MediaItem]):
     """The small answer scripts poll: where the analysis is and why it failed, if it did."""
 
     error = serializers.SerializerMethodField()
+    detail = serializers.SerializerMethodField(
+        help_text='While the analysis waits for another attempt after losing its worker: "interrupted: the worker '
+        'was lost; retrying (attempt 2 of 3)". Null otherwise.'
+    )
 
     class Meta:
         model = MediaItem
-        fields = ["id", "state", "stage", "progress_percent", "error", "attempts", "updated_at"]
+        fields = ["id", "state", "stage", "progress_percent", "error", "detail", "attempts", "updated_at"]
         read_only_fields = fields
 
     @extend_schema_field(AnalysisErrorSerializer(allow_null=True))
     def get_error(self, item: MediaItem) -> dict[str, str] | None:
         return _analysis_error(item.error_code, item.error_message)
 
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_detail(self, item: MediaItem) -> str | None:
+        return _analysis_detail(item.state, item.attempts)
+
 
 def _analysis_error(code: str, message: str) -> dict[str, str] | None:
     return {"code": code, "message": message} if code else None
+
+
+def _analysis_detail(state: str, attempts: int) -> str | None:
+    if state != MediaItem.State.INTERRUPTED:
+        return None
+    max_attempts = settings.VERIFY_ANALYSIS_MAX_ATTEMPTS
+    if attempts >= max_attempts:
+        return f"interrupted: the worker was lost in the last of {max_attempts} attempts"
+    return f"interrupted: the worker was lost; retrying (attempt {attempts + 1} of {max_attempts})"
 
 
 _DATETIME = serializers.DateTimeField()
@@ -49,6 +67,7 @@ def analysis_status_body(row: dict[str, Any]) -> dict[str, Any]:
         "stage": row["stage"],
         "progress_percent": row["progress_percent"],
         "error": _analysis_error(row["error_code"], row["error_message"]),
+        "detail": _analysis_detail(row["state"], row["attempts"]),
         "attempts": row["attempts"],
         "updated_at": _DATETIME.to_representation(row["updated_at"]),
     }
