@@ -19,8 +19,8 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
-from verify import ffmpeg, jobs
-from verify.frame_digests import FrameDigester
+from verify import exif, ffmpeg, jobs, photo_analysis, photos
+from verify.frame_digests import FrameDigester, frame_digest
 from verify.frames import (
     CandidateFrame,
     contact_sheet_render,
@@ -102,8 +102,16 @@ def _analyse_and_record(item: MediaItem) -> None:
 
 def _analyse(item: MediaItem) -> None:
     with original_local_path(item) as path:
+        kind = photo_analysis.file_kind(path)
+        tags = photo_analysis.exif_tags(path)
+        facts = exif.parse_exif(tags)
+        photo_analysis.credentials_save(item, path, kind)
+        if kind in photos.STILL_KINDS:
+            _photo_analyse(item, path, kind=kind, tags=tags, facts=facts)
+            return
         raw, probe = _probe(path)
-        _metadata_save(item, raw, probe)
+        values = {name: getattr(probe, name) for name in MediaMetadata.normalised_field_names()}
+        _metadata_save(item, raw, values, tags=tags, facts=facts, thumbnail_distance_bits=None)
         probe_gates(probe)
         if not probe.has_video and not probe.has_audio:
             raise AnalysisFailure(
@@ -173,14 +181,49 @@ def probe_without_server_path(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "format": {key: value for key, value in fmt.items() if key != "filename"}}
 
 
-def _metadata_save(item: MediaItem, raw: dict[str, Any], probe: ffmpeg.ProbeResult) -> None:
+def _metadata_save(
+    item: MediaItem,
+    raw: dict[str, Any],
+    probe_values: dict[str, Any],
+    *,
+    tags: dict[str, Any],
+    facts: exif.ExifFacts,
+    thumbnail_distance_bits: int | None,
+) -> None:
     raw = probe_without_server_path(raw)
     stored_raw, raw_truncated = strings_truncate(raw, max_chars=settings.VERIFY_MAX_METADATA_VALUE_CHARS)
-    values = {name: getattr(probe, name) for name in MediaMetadata.normalised_field_names()}
-    MediaMetadata.objects.update_or_create(
-        media_item=item,
-        defaults=fields_fit(MediaMetadata, {"raw": stored_raw, **values}, truncated=raw_truncated),
+    stored_tags, tags_truncated = photo_analysis.stored_exiftool_answer(tags)
+    values = photo_analysis.metadata_values(probe_values, facts)
+    values["signals"] = photo_analysis.signals_for(
+        item, facts=facts, tags=tags, thumbnail_distance_bits=thumbnail_distance_bits
     )
+    values = {"raw": stored_raw, "exiftool": stored_tags, **values}
+    MediaMetadata.objects.update_or_create(
+        media_item=item, defaults=fields_fit(MediaMetadata, values, truncated=raw_truncated or tags_truncated)
+    )
+
+
+def _photo_analyse(item: MediaItem, path: Path, *, kind: str, tags: dict[str, Any], facts: exif.ExifFacts) -> None:
+    """Analyse a still: the keyframe is the picture itself, upright and reduced; no ffmpeg pass."""
+    with tempfile.TemporaryDirectory(prefix="verify-photo-") as work:
+        derived = Path(work) / "photo.jpg"
+        decoded = photo_analysis.photo_decode(path, kind, derived)
+        distance = photo_analysis.thumbnail_distance(path, kind)
+        _metadata_save(
+            item, {}, photo_analysis.still_probe_values(decoded), tags=tags, facts=facts,
+            thumbnail_distance_bits=distance,
+        )  # fmt: skip
+        _progress(item, MediaItem.Stage.HASHES)
+        digest = frame_digest(derived)
+        frame = ffmpeg.SelectedFrame(path=derived, timestamp_s=0.0, pict_type="I")
+        candidate = CandidateFrame(
+            frame=frame, reasons=("photo",), scene_score=None, phash=digest.phash, width=digest.width,
+            height=digest.height,
+        )  # fmt: skip
+        _keyframes_save(item, [candidate], truncated=False, decoder=photos.decoder_version())
+        _progress(item, MediaItem.Stage.CONTACT_SHEET)
+        _contact_sheet_save(item, [(digest.tile(), 0.0)], Path(work))
+        matching.media_matches_update(media_item=item, frames=[(0.0, digest.pdq)])
 
 
 def _keyframes_extract(
@@ -278,7 +321,10 @@ def _replace_file(name: str, path: Path) -> str:
         return default_storage.save(name, File(handle))
 
 
-def _keyframes_save(item: MediaItem, chosen: list[CandidateFrame], *, truncated: bool) -> None:
+def _keyframes_save(
+    item: MediaItem, chosen: list[CandidateFrame], *, truncated: bool, decoder: str | None = None
+) -> None:
+    decoder = decoder or ffmpeg_version()
     for old in item.keyframes.all():
         default_storage.delete(old.image.name)
     rows = []
@@ -296,14 +342,14 @@ def _keyframes_save(item: MediaItem, chosen: list[CandidateFrame], *, truncated:
                 height=candidate.height,
                 phash=str(candidate.phash),
                 source_sha256=item.sha256,
-                ffmpeg_version=ffmpeg_version(),
+                ffmpeg_version=decoder,
             )
         )
     with transaction.atomic():
         item.keyframes.all().delete()
         Keyframe.objects.bulk_create(rows)
         MediaItem.objects.filter(pk=item.pk).update(
-            keyframes_truncated=truncated, ffmpeg_version=ffmpeg_version(), updated_at=timezone.now()
+            keyframes_truncated=truncated, ffmpeg_version=decoder, updated_at=timezone.now()
         )
 
 

@@ -25,20 +25,27 @@ RUNTIME_REQUIREMENTS = ROOT / "requirements.txt"
 DEV_REQUIREMENTS = ROOT / "requirements-dev.txt"
 # The only command that runs on the runtime pins alone.
 RUNTIME_ONLY_COMMANDS = {"up"}
-# System packages each command needs: the service needs ffmpeg; the test suite also drives
+# System packages each command needs: the service needs ffmpeg and exiftool; the test suite also drives
 # a headless Chromium through chromedriver.
 # pdqhash (perceptual hashes) builds from source, so pip needs a C++ compiler.
 APT_PACKAGES = {
-    "up": {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "g++": "g++"},
+    "up": {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "g++": "g++", "exiftool": "libimage-exiftool-perl"},
     "test": {
         "ffmpeg": "ffmpeg",
         "ffprobe": "ffmpeg",
         "g++": "g++",
+        "exiftool": "libimage-exiftool-perl",
         "chromium": "chromium",
         "chromedriver": "chromium-driver",
     },
     # The status measurement loads gunicorn with wrk (Python threads stand in when it is missing).
-    "benchmark": {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "g++": "g++", "wrk": "wrk"},
+    "benchmark": {
+        "ffmpeg": "ffmpeg",
+        "ffprobe": "ffmpeg",
+        "g++": "g++",
+        "exiftool": "libimage-exiftool-perl",
+        "wrk": "wrk",
+    },
 }
 INSTALL_HINT = (
     "Install them with your package manager (Debian/Ubuntu: sudo apt-get install {packages};"

@@ -102,7 +102,7 @@ class MediaItem(models.Model):
 
 
 class MediaMetadata(models.Model):
-    """What ffprobe says about an original: the raw answer plus normalised fields.
+    """What ffprobe and exiftool say about an original: their raw answers plus normalised fields.
 
     Every field is null or blank when the file does not carry it; nothing is filled in from
     the upload time or the file system.
@@ -137,6 +137,29 @@ class MediaMetadata(models.Model):
     device_model = models.CharField(max_length=200, blank=True)
     device_software = models.CharField(max_length=200, blank=True)
     encoder = models.CharField(max_length=200, blank=True)
+    # Read by exiftool (verify.exif): what ffprobe does not read, photos first of all.
+    capture_time_local = models.CharField(
+        max_length=40, blank=True, help_text="Capture time as the device's clock showed it (ISO 8601, no zone)."
+    )
+    capture_time_zone = models.CharField(
+        max_length=6, blank=True, help_text="UTC offset of the capture time, e.g. +03:00; empty when unknown."
+    )
+    capture_time_source = models.CharField(max_length=200, blank=True)
+    location_accuracy_m = models.FloatField(null=True, blank=True, help_text="GPS horizontal positioning error.")
+    location_dop = models.FloatField(null=True, blank=True, help_text="GPS dilution of precision.")
+    image_direction_deg = models.FloatField(null=True, blank=True, help_text="Direction the camera faced.")
+    lens_model = models.CharField(max_length=200, blank=True)
+    body_serial_number = models.CharField(max_length=200, blank=True)
+    author = models.CharField(max_length=200, blank=True)
+    copyright = models.CharField(max_length=200, blank=True)
+    creator_tool = models.CharField(max_length=200, blank=True, help_text="XMP CreatorTool.")
+    caption = models.CharField(max_length=2000, blank=True)
+    edit_history = models.JSONField(default=list, blank=True, help_text="XMP edit history: action, software, when.")
+    exif_orientation = models.PositiveSmallIntegerField(null=True, blank=True, help_text="EXIF orientation, 1-8.")
+    exiftool = models.JSONField(
+        default=dict, blank=True, help_text="exiftool's JSON answer (-G1 -n), without the server's file fields."
+    )
+    signals = models.JSONField(default=list, blank=True, help_text="Things a reviewer should look at, with evidence.")
     values_truncated = models.BooleanField(
         default=False, help_text="Some metadata strings were longer than the service stores and were cut."
     )
@@ -150,8 +173,26 @@ class MediaMetadata(models.Model):
     @classmethod
     def normalised_field_names(cls) -> list[str]:
         """Return the fields read from the file; ``ffmpeg.ProbeResult`` has an attribute for each."""
-        bookkeeping = {"id", "media_item", "raw", "values_truncated"}
+        bookkeeping = {"id", "media_item", "raw", "values_truncated", "exiftool", "signals", *cls.EXIFTOOL_FIELDS}
         return [field.name for field in cls._meta.concrete_fields if field.name not in bookkeeping]
+
+    # Fields only exiftool reads; ``verify.exif.ExifFacts`` has an attribute for each.
+    EXIFTOOL_FIELDS = (
+        "capture_time_local",
+        "capture_time_zone",
+        "capture_time_source",
+        "location_accuracy_m",
+        "location_dop",
+        "image_direction_deg",
+        "lens_model",
+        "body_serial_number",
+        "author",
+        "copyright",
+        "creator_tool",
+        "caption",
+        "edit_history",
+        "exif_orientation",
+    )
 
 
 class Keyframe(models.Model):
@@ -161,6 +202,7 @@ class Keyframe(models.Model):
         IFRAME = "iframe"
         SCENE = "scene"
         INTERVAL = "interval"
+        PHOTO = "photo"  # a still: the picture itself
 
     media_item = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="keyframes")
     timestamp_s = models.FloatField(help_text="Presentation time of the frame, from its PTS.")
@@ -243,3 +285,37 @@ class MediaMatch(models.Model):
 
     def __str__(self) -> str:
         return f"media {self.media_item_id} matches media {self.other_id}"
+
+
+class ContentCredentials(models.Model):
+    """The C2PA manifest (Content Credentials) of an original, as checked offline by the worker."""
+
+    class State(models.TextChoices):
+        VALID = "valid", "Present and intact"
+        INVALID = "invalid", "Present but broken"
+        ABSENT = "absent", "No manifest"
+        UNREADABLE = "unreadable", "Could not be read or checked offline"
+
+    media_item = models.OneToOneField(MediaItem, on_delete=models.CASCADE, related_name="content_credentials")
+    state = models.CharField(max_length=20, choices=State.choices)
+    trusted = models.BooleanField(
+        null=True, blank=True, help_text="The signer chains to a configured trust anchor; null without a trust list."
+    )
+    signer = models.CharField(max_length=300, blank=True)
+    signer_issuer = models.CharField(max_length=300, blank=True)
+    claim_generator = models.CharField(max_length=300, blank=True)
+    signed_at = models.DateTimeField(null=True, blank=True, help_text="From a trusted timestamp, when there is one.")
+    ai_generated = models.BooleanField(default=False, help_text="An action says trainedAlgorithmicMedia.")
+    actions = models.JSONField(default=list, blank=True)
+    ingredients = models.JSONField(default=list, blank=True)
+    validation_codes = models.JSONField(default=list, blank=True, help_text="What failed: code and explanation.")
+    message = models.CharField(max_length=500, blank=True, help_text="Why the manifest could not be read.")
+    manifest_store = models.JSONField(default=dict, blank=True, help_text="The reader's JSON answer.")
+    reader_version = models.CharField(max_length=100, blank=True)
+    checked_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "content credentials"
+
+    def __str__(self) -> str:
+        return f"content credentials of media {self.media_item_id}: {self.state}"

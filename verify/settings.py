@@ -375,6 +375,14 @@ VERIFY_FFMPEG_ANALYZEDURATION_S = env_positive_float("VERIFY_FFMPEG_ANALYZEDURAT
 VERIFY_FFMPEG_CPU_TIME_S = env_positive_int("VERIFY_FFMPEG_CPU_TIME_S", 3600)
 VERIFY_FFMPEG_ADDRESS_SPACE_BYTES = env_positive_int("VERIFY_FFMPEG_ADDRESS_SPACE_BYTES", 8 * 1024**3)
 VERIFY_FFMPEG_OUTPUT_FILE_BYTES = env_positive_int("VERIFY_FFMPEG_OUTPUT_FILE_BYTES", 1024**3)
+# Photos: exiftool reads each file within this time; the Content Credentials (C2PA) reader runs
+# in a child process under the ffmpeg limits within its own. Trust anchors for C2PA signers come
+# from a PEM bundle on disk (offline); without one a good signature reads "signer not on a trust list".
+VERIFY_EXIFTOOL_TIMEOUT_S = env_positive_float("VERIFY_EXIFTOOL_TIMEOUT_S", 30.0)
+VERIFY_C2PA_TIMEOUT_S = env_positive_float("VERIFY_C2PA_TIMEOUT_S", 30.0)
+VERIFY_C2PA_TRUST_ANCHORS = env.str("VERIFY_C2PA_TRUST_ANCHORS", default="")
+if VERIFY_C2PA_TRUST_ANCHORS and not Path(VERIFY_C2PA_TRUST_ANCHORS).is_file():
+    raise ImproperlyConfigured(f"VERIFY_C2PA_TRUST_ANCHORS names no file: {VERIFY_C2PA_TRUST_ANCHORS}")
 # Uploads: one file part per request; content is sniffed before anything is stored.
 VERIFY_MAX_UPLOAD_FILE_PARTS = env_positive_int("VERIFY_MAX_UPLOAD_FILE_PARTS", 1)
 DATA_UPLOAD_MAX_NUMBER_FILES = VERIFY_MAX_UPLOAD_FILE_PARTS + 1  # Django's own cap, never the one that trips

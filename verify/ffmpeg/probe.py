@@ -206,13 +206,18 @@ _ISO6709 = re.compile(
 
 
 def parse_iso6709(value: str) -> Location | None:
-    """Return the point in an ISO 6709 string such as ``+50.4253+036.8949/``, or None."""
+    """Return the point in an ISO 6709 string such as ``+50.4253+036.8949/``, or None.
+
+    None also for ``+00.0000+000.0000``: the placeholder of a device without a position.
+    """
     match = _ISO6709.match(value.strip())
     if not match:
         return None
     latitude = _iso6709_angle(match["lat"], degree_digits=2)
     longitude = _iso6709_angle(match["lon"], degree_digits=3)
     if latitude is None or longitude is None or abs(latitude) > 90 or abs(longitude) > 180:
+        return None
+    if latitude == 0 and longitude == 0:  # "null island": what a receiver without a fix writes
         return None
     altitude = float(match["alt"]) if match["alt"] else None
     return Location(latitude=latitude, longitude=longitude, altitude_m=altitude)

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from verify.models import Keyframe, MediaItem, MediaMetadata
+from verify.models import ContentCredentials, Keyframe, MediaItem, MediaMetadata
 from workflows.api.similarity import SeenBeforeField
 
 
@@ -78,8 +78,23 @@ class MediaMetadataSerializer(serializers.ModelSerializer[MediaMetadata]):
 
     class Meta:
         model = MediaMetadata
-        exclude = ["id", "media_item", "raw"]
+        exclude = ["id", "media_item", "raw", "signals"]
         read_only_fields = [f.name for f in MediaMetadata._meta.fields if f.name not in ("id", "media_item")]
+
+
+class SignalSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField()
+    title = serializers.CharField()
+    evidence = serializers.CharField()
+
+
+class ContentCredentialsSerializer(serializers.ModelSerializer[ContentCredentials]):
+    """The C2PA state of an original: valid, invalid, absent or unreadable, with what says so."""
+
+    class Meta:
+        model = ContentCredentials
+        exclude = ["id", "media_item"]
+        read_only_fields = [f.name for f in ContentCredentials._meta.fields if f.name not in ("id", "media_item")]
 
 
 class KeyframeSerializer(serializers.ModelSerializer[Keyframe]):
@@ -162,6 +177,8 @@ class MediaItemDetailSerializer(MediaItemSerializer):
     original_url = serializers.HyperlinkedIdentityField(view_name="mediaitem-original")
     matches_url = serializers.HyperlinkedIdentityField(view_name="mediaitem-matches")
     seen_before = SeenBeforeField()
+    signals = serializers.SerializerMethodField(help_text="Things to look at, with evidence; never a verdict.")
+    c2pa = serializers.SerializerMethodField(help_text="Content Credentials; null where the format carries none.")
 
     class Meta(MediaItemSerializer.Meta):
         fields = [
@@ -174,8 +191,23 @@ class MediaItemDetailSerializer(MediaItemSerializer):
             "ffmpeg_version",
             "matches_url",
             "seen_before",
+            "signals",
+            "c2pa",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(SignalSerializer(many=True))
+    def get_signals(self, item: MediaItem) -> list[dict[str, str]]:
+        metadata = getattr(item, "metadata", None)
+        return list(metadata.signals) if metadata is not None else []
+
+    @extend_schema_field(ContentCredentialsSerializer(allow_null=True))
+    def get_c2pa(self, item: MediaItem) -> dict[str, Any] | None:
+        try:
+            found = item.content_credentials
+        except ContentCredentials.DoesNotExist:
+            return None
+        return dict(ContentCredentialsSerializer(found, context=self.context).data)
 
     def get_contact_sheet_url(self, item: MediaItem) -> str | None:
         if not item.contact_sheet:
