@@ -6,6 +6,7 @@ import pytest
 
 from tests import c2pa_signing, photos
 from tests.conftest import submit, wait_for_analysis
+from tests.verify_tests.test_photos import desk_page
 from verify import credentials
 
 
@@ -66,9 +67,14 @@ def test_credentials_of_a_truncated_manifest_are_never_absent(signed, tmp_path):
 def test_api_shows_valid_credentials_and_the_altered_copy_invalid_with_the_reason(api, worker, signed, tmp_path):
     altered = c2pa_signing.with_changed_pixels(signed, tmp_path / "altered.jpg")
 
-    valid = wait_for_analysis(api, submit(api, signed).json()["id"]).detail["c2pa"]
-    invalid = wait_for_analysis(api, submit(api, altered).json()["id"]).detail["c2pa"]
+    valid_detail = wait_for_analysis(api, submit(api, signed).json()["id"]).detail
+    invalid_detail = wait_for_analysis(api, submit(api, altered).json()["id"]).detail
+    valid, invalid = valid_detail["c2pa"], invalid_detail["c2pa"]
 
     assert valid["state"] == "valid" and valid["signer"] == "Newsroom Photo Desk" and valid["ai_generated"] is True
     assert invalid["state"] == "invalid"
     assert "assertion.dataHash.mismatch" in [c["code"] for c in invalid["validation_codes"]]
+    desk = desk_page(valid_detail["case"])
+    assert "Valid: the manifest is present and intact; signer not on a trust list" in desk
+    assert "Newsroom Photo Desk" in desk and "trainedAlgorithmicMedia" in desk
+    assert "assertion.dataHash.mismatch" in desk_page(invalid_detail["case"])

@@ -6,10 +6,13 @@ import io
 
 import imagehash
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
 from PIL import Image
 
 from tests import media, photos
-from tests.conftest import submit, wait_for_analysis
+from tests.conftest import make_user, submit, wait_for_analysis
 from verify import photos as stills
 
 # How a viewer turns the stored pixels for each EXIF orientation; the test stores the inverse.
@@ -29,6 +32,16 @@ def keyframe_image(api, detail) -> Image.Image:
     response = api.get(detail["keyframes"][0]["image_url"])
     assert response.status_code == 200
     return Image.open(io.BytesIO(b"".join(response.streaming_content)))
+
+
+def desk_page(case_id: int) -> str:
+    """Return the case page of the reviewer's desk, as a reviewer sees it."""
+    client = Client()
+    reviewer = get_user_model().objects.filter(username="desk-reviewer").first()
+    client.force_login(reviewer or make_user("desk-reviewer", "reviewer", is_staff=True))
+    response = client.get(reverse("admin:workflows_case_change", args=[case_id]))
+    assert response.status_code == 200
+    return response.content.decode()
 
 
 def close(a: Image.Image, b: Image.Image, bits: int = 8) -> bool:
@@ -60,6 +73,12 @@ def test_phone_jpeg_shows_place_capture_time_with_offset_and_camera(api, worker,
     assert close(keyframe_image(api, detail), upright)
     assert detail["signals"] == []
     assert detail["c2pa"]["state"] == "absent"
+    # and the desk shows the place on a map, the capture time with its zone and the camera
+    desk = desk_page(detail["case"])
+    assert "mlat=50.450100&amp;mlon=30.523400" in desk
+    assert "2023-06-01 14:03:22.12 (UTC+03:00)" in desk
+    assert "Apple iPhone 13" in desk
+    assert "None: the file carries no Content Credentials" in desk
 
 
 def _phone_tags() -> dict[str, str]:
@@ -135,6 +154,8 @@ def test_signals_name_editor_replaced_thumbnail_and_missing_metadata(api, worker
     assert meta["latitude"] is None and meta["capture_time_local"] == "" and meta["creation_time"] is None
     assert [s["code"] for s in bare_detail["signals"]] == ["no_camera_metadata"]
     assert "messaging apps" in bare_detail["signals"][0]["evidence"]
+    desk = desk_page(edited_detail["case"])
+    assert "Saved by editing software" in desk and "The embedded EXIF thumbnail shows a different picture" in desk
 
 
 def test_video_with_gps_zero_zero_has_no_location(api, worker, tmp_path):

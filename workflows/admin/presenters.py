@@ -9,6 +9,7 @@ from django.http import HttpRequest
 
 from verify.models import MediaMetadata
 from workflows import selectors, services, transitions
+from workflows.admin import photo_panels
 from workflows.admin.forms import AssignmentForm, NoteForm, TransitionForm, checklist_forms
 from workflows.models import AuditEvent, Case, Note, Status
 from workflows.transitions import Move, Role
@@ -167,7 +168,12 @@ def case_desk_context(request: HttpRequest, case: Case) -> dict[str, Any]:
     media_entries = [
         {
             "item": item,
-            "metadata": metadata_rows(getattr(item, "metadata", None)),
+            "metadata": [
+                *metadata_rows(getattr(item, "metadata", None)),
+                *(MetadataRow(*row) for row in photo_panels.photo_rows(getattr(item, "metadata", None))),
+            ],
+            "signals": photo_panels.signals_of(getattr(item, "metadata", None)),
+            "credentials": photo_panels.credentials_panel(item),
             "keyframes": [(keyframe, clock(keyframe.timestamp_s)) for keyframe in item.keyframes.all()],
             # A duplicate in another case is named by the seen-before banner, and only if visible.
             "duplicate_in_case": item.duplicate_of_id in in_case,
