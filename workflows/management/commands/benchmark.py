@@ -14,11 +14,11 @@ from django.db import connection
 
 from verify import ffmpeg
 from verify.analysis import ffmpeg_version
-from workflows.benchmark import analysis, sandbox, web
+from workflows.benchmark import analysis, photo, sandbox, web
 from workflows.benchmark.clip import SMOKE_CLIP, ClipSpec, reference_clip_cached
 from workflows.benchmark.report import Report, report_render
 
-MODES = ("analysis", "upload", "status")
+MODES = ("analysis", "upload", "status", "photo")
 SIZES = ("1280x720", "1920x1080")
 DEFAULT_POSTGRES_URL = "postgres://root@127.0.0.1:5432/postgres"
 UPLOAD_BYTES = 2 * 1000**3
@@ -118,6 +118,9 @@ class Command(BaseCommand):
             report = analysis.analysis_benchmark(
                 clip, spec=spec, warm_up_clip=small, rounds=options["rounds"], enforce_timing=not smoke
             )
+        elif mode == "photo":
+            reference = photo.reference_photo(cache_dir / "photo-12mp.jpg")
+            report = photo.photo_benchmark(reference, rounds=options["rounds"], enforce_timing=not smoke)
         elif mode == "upload":
             size_bytes = SMOKE_UPLOAD_BYTES if smoke else UPLOAD_BYTES
             report = web.upload_benchmark(head_clip=small, size_bytes=size_bytes, workdir=workdir)
