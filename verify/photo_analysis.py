@@ -133,7 +133,7 @@ def photo_decode(path: Path, kind: str, derived_path: Path) -> photos.DecodedPho
         limit = settings.VERIFY_MAX_FRAME_PIXELS
         raise AnalysisFailure(
             "dimensions_exceed_limit",
-            f"The photo declares {exc.size.replace('x', ' x ')} pixels; the limit is {limit:,} pixels.",
+            f"The photo declares {exc.size} pixels; the limit is {limit:,} pixels.",
         ) from exc
     except photos.PhotoDecodeError as exc:
         raise AnalysisFailure("unreadable_media", f"The file could not be decoded as a photo ({exc}).") from exc

@@ -11,6 +11,7 @@ ever read.
 from __future__ import annotations
 
 import io
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,7 @@ def photo_decode(path: Path, *, kind: str, max_pixels: int, derived_path: Path) 
         with Image.open(path) as image:
             width, height = image.size
             if width * height > max_pixels:
-                raise PhotoTooLarge(width, height)
+                raise PhotoTooLarge(f"{width} x {height}")
             upright = _reduced(image)
             if kind in ("heif", "avif"):
                 # libheif applied irot/imir while decoding; pillow-heif keeps the EXIF value it reset.
@@ -117,7 +118,11 @@ def photo_decode(path: Path, *, kind: str, max_pixels: int, derived_path: Path) 
                 display = (height, width) if rotation in (90, 270) else (width, height)
                 if orientation in _TRANSPOSE:
                     upright = upright.transpose(_TRANSPOSE[orientation])
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses far oversized pictures itself, before our own check can see their size.
+        declared = re.search(r"\((\d+) pixels\)", str(exc))
+        raise PhotoTooLarge(f"{int(declared[1]):,}" if declared else "too many") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, RuntimeError) as exc:
         raise PhotoDecodeError(str(exc) or type(exc).__name__) from exc
     upright.save(derived_path, "JPEG", quality=90)
     return DecodedPhoto(
@@ -135,9 +140,11 @@ def photo_decode(path: Path, *, kind: str, max_pixels: int, derived_path: Path) 
 
 
 class PhotoTooLarge(Exception):
-    def __init__(self, width: int, height: int):
-        super().__init__(f"{width}x{height}")
-        self.size = f"{width}x{height}"
+    """The still declares more pixels than the service decodes."""
+
+    def __init__(self, size: str):
+        super().__init__(size)
+        self.size = size
 
 
 def _reduced(image: Image.Image) -> Image.Image:
