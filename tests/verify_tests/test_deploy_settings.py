@@ -160,11 +160,6 @@ def test_api_docs_carry_the_policy(api):
     assert "script-src 'self'" in response["Content-Security-Policy"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Swagger UI page inlines its start-up script; workflows/api/urls.py should serve "
-    "SpectacularSwaggerSplitView, which loads that script as a file",
-)
 @pytest.mark.django_db
 def test_api_docs_need_no_inline_script(api):
     # when
