@@ -103,9 +103,10 @@ def credentials_panel(item: MediaItem) -> CredentialsPanel | None:
         "unreadable": "Unreadable: could not be read or checked offline (this is not the same as none)",
     }[found.state]
     if found.state == "valid":
-        headline += {True: "; signer on the trust list", False: "; signer not on the configured trust list"}.get(
-            found.trusted, "; signer not on a trust list (none configured)"
-        )
+        if found.trusted is None:
+            headline += "; signer not on a trust list (none configured)"
+        else:
+            headline += "; signer on the trust list" if found.trusted else "; signer not on the configured trust list"
     details = [
         (label, value)
         for label, value in (
