@@ -9,20 +9,53 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
+from django.utils import timezone
+
 from verify.models import MediaItem
+from workflows import audit_chain
 from workflows.models import Assignment, AuditEvent, Case, ChecklistItem, Note
 
 
 def audit_record(*, case: Case, actor: Any, action: str, obj: Any, before: Any = None, after: Any = None) -> AuditEvent:
-    """Append one event to the case's history; prefer the named event functions below."""
-    return AuditEvent.objects.create(
-        case=case,
-        actor=actor,
-        action=action,
-        object_type=type(obj).__name__.lower(),
-        object_id=str(obj.pk),
-        before=before,
-        after=after,
+    """Append one event to the case's history, chained to the case's last event; prefer the named functions below.
+
+    The case row is locked first (``select_for_update``; SQLite's IMMEDIATE transactions lock
+    the whole database), so two events written at once for one case are chained one after the
+    other, never both after the same predecessor. The lock lasts until the caller's transaction
+    commits.
+    """
+    with transaction.atomic():
+        Case.objects.select_for_update().filter(pk=case.pk).values_list("pk").first()
+        last = AuditEvent.objects.filter(case_id=case.pk).order_by("-id").values_list("entry_hash", flat=True).first()
+        event = AuditEvent(
+            case=case,
+            actor=actor,
+            action=action,
+            object_type=type(obj).__name__.lower(),
+            object_id=str(obj.pk),
+            before=before,
+            after=after,
+            created_at=timezone.now(),
+            previous_hash=last or audit_chain.GENESIS_HASH,
+        )
+        event.entry_hash = audit_chain.content_hash(audit_event_content(event))
+        event.save()
+    return event
+
+
+def audit_event_content(event: AuditEvent) -> dict[str, Any]:
+    """Return the hashed content of a stored or new event (``workflows.audit_chain.CHAINED_FIELDS``)."""
+    return audit_chain.event_content(
+        case_id=event.case_id,
+        actor_id=event.actor_id,
+        action=event.action,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        before=event.before,
+        after=event.after,
+        created_at=event.created_at,
+        previous_hash=event.previous_hash,
     )
 
 
@@ -132,4 +165,23 @@ def original_downloaded_event(*, item: MediaItem, actor: Any) -> AuditEvent:
     after = {"sha256": item.sha256}
     return audit_record(
         case=item.case, actor=actor, action=AuditEvent.Action.ORIGINAL_DOWNLOADED, obj=item, after=after
+    )
+
+
+def analysis_interrupted_event(
+    *, case: Case, media_item_id: int, attempt: int, max_attempts: int, reason: str
+) -> AuditEvent:
+    """Record that an analysis lost its worker, and whether it will be retried."""
+    return audit_record(
+        case=case,
+        actor=None,
+        action=AuditEvent.Action.ANALYSIS_INTERRUPTED,
+        obj=MediaItem(pk=media_item_id),  # named as the other events name a media item
+        before={"state": MediaItem.State.RUNNING.value, "attempt": attempt},
+        after={
+            "state": MediaItem.State.INTERRUPTED.value,
+            "reason": reason,
+            "retrying": attempt < max_attempts,
+            "max_attempts": max_attempts,
+        },
     )

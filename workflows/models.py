@@ -4,6 +4,7 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Status(models.TextChoices):
@@ -182,6 +183,8 @@ class AuditEvent(AppendOnlyModel):
         CHECKLIST_CHANGED = "checklist_changed"
         ORIGINAL_DOWNLOADED = "original_downloaded"
         INTEGRITY_MISMATCH = "integrity_mismatch"
+        EXPORT_GENERATED = "export_generated"
+        EXPORT_DOWNLOADED = "export_downloaded"
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="history")
     actor = models.ForeignKey(
@@ -197,7 +200,12 @@ class AuditEvent(AppendOnlyModel):
     object_id = models.CharField(max_length=50)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set by workflows.events.audit_record before the row is written, since it is hashed.
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The hash chain (workflows.audit_chain): this event's content hash, which covers the hash
+    # of the case's event before it.
+    previous_hash = models.CharField(max_length=64, blank=True)
+    entry_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["created_at", "id"]

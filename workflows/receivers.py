@@ -4,9 +4,9 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from verify.models import MediaItem
 from verify.signals import analysis_finished, analysis_interrupted, original_integrity_failed
-from workflows.models import AuditEvent, Case
+from workflows.events import analysis_interrupted_event
+from workflows.models import Case
 from workflows.services import case_integrity_failure_record, case_mark_ready_if_analysed
 
 
@@ -35,17 +35,10 @@ def case_analysis_interrupted_record(
     *, case_id: int, media_item_id: int, attempt: int, max_attempts: int, reason: str
 ) -> None:
     """Record in the case's history that an analysis lost its worker, and whether it will be retried."""
-    AuditEvent.objects.create(
+    analysis_interrupted_event(
         case=Case.objects.get(pk=case_id),
-        actor=None,
-        action=AuditEvent.Action.ANALYSIS_INTERRUPTED,
-        object_type="mediaitem",  # as the other events name a media item (the model class, lower case)
-        object_id=str(media_item_id),
-        before={"state": MediaItem.State.RUNNING.value, "attempt": attempt},
-        after={
-            "state": MediaItem.State.INTERRUPTED.value,
-            "reason": reason,
-            "retrying": attempt < max_attempts,
-            "max_attempts": max_attempts,
-        },
+        media_item_id=media_item_id,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        reason=reason,
     )
