@@ -14,7 +14,7 @@ from django.db import connection
 
 from verify import ffmpeg
 from verify.analysis import ffmpeg_version
-from workflows.benchmark import analysis, photo, sandbox, web
+from workflows.benchmark import analysis, photo, sandbox, status, web
 from workflows.benchmark.clip import SMOKE_CLIP, ClipSpec, reference_clip_cached
 from workflows.benchmark.report import Report, report_render
 
@@ -125,7 +125,7 @@ class Command(BaseCommand):
             size_bytes = SMOKE_UPLOAD_BYTES if smoke else UPLOAD_BYTES
             report = web.upload_benchmark(head_clip=small, size_bytes=size_bytes, workdir=workdir)
         else:
-            report = web.status_benchmark(
+            report = status.status_benchmark(
                 clip=small,
                 workdir=workdir,
                 web_workers=options["web_workers"],
