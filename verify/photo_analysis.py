@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 
-from verify import credentials, exif, photo_signals, photos
+from verify import credentials, exif, exif_reader, photo_signals, photos
 from verify.models import ContentCredentials, MediaItem, MediaMetadata
 from verify.safeguards import AnalysisFailure, strings_truncate
 
@@ -34,8 +34,8 @@ def file_kind(path: Path) -> str:
 def exif_tags(path: Path) -> dict[str, Any]:
     """Return exiftool's tags for the file; an unreadable answer is recorded, not a failure."""
     try:
-        return exif.exif_read(path, timeout_s=settings.VERIFY_EXIFTOOL_TIMEOUT_S)
-    except exif.ExifReadError as exc:
+        return exif_reader.exif_read(path, timeout_s=settings.VERIFY_EXIFTOOL_TIMEOUT_S)
+    except exif_reader.ExifReadError as exc:
         logger.warning("exiftool could not read %s: %s", path.name, exc)
         return {"ExifTool:Error": str(exc)}
 
@@ -101,8 +101,8 @@ def thumbnail_distance(path: Path, kind: str) -> int | None:
     if kind != "jpeg":
         return None
     try:
-        thumbnail = exif.exif_thumbnail(path, timeout_s=settings.VERIFY_EXIFTOOL_TIMEOUT_S)
-    except exif.ExifReadError:
+        thumbnail = exif_reader.exif_thumbnail(path, timeout_s=settings.VERIFY_EXIFTOOL_TIMEOUT_S)
+    except exif_reader.ExifReadError:
         return None
     return photos.thumbnail_distance_bits(path, thumbnail)
 

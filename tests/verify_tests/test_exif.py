@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from tests import photos
-from verify import exif, ffmpeg
+from verify import exif, exif_reader, ffmpeg
 
 
 def read(path):
-    return exif.parse_exif(exif.exif_read(path, timeout_s=10))
+    return exif.parse_exif(exif_reader.exif_read(path, timeout_s=10))
 
 
 def test_parse_exif_reads_a_phone_photo_with_place_time_and_device(tmp_path):
@@ -131,7 +131,7 @@ def test_parse_exif_reads_editing_traces(tmp_path):
 
 
 def test_exif_read_keeps_this_servers_file_fields_out(tmp_path):
-    tags = exif.exif_read(photos.camera_jpeg(tmp_path / "secret-dir-name.jpg"), timeout_s=10)
+    tags = exif_reader.exif_read(photos.camera_jpeg(tmp_path / "secret-dir-name.jpg"), timeout_s=10)
 
     assert "SourceFile" not in tags
     assert not [key for key in tags if key.startswith("System:")]
