@@ -2,7 +2,8 @@
 
 Every worker also runs the job reconciler on a timer in its main process (no separate beat
 process to deploy or to forget): it re-sends queued jobs the broker may have lost, takes back
-running jobs whose worker died, and now and then queues the re-hashing of stored originals.
+running jobs whose worker died, asks the TSAs again for pending timestamps, and now and then
+queues the re-hashing of stored originals.
 Several workers reconciling at once is safe: each change is a conditional UPDATE.
 
 The main process also reports lost jobs the moment it knows: when a pool process dies under an
@@ -35,7 +36,7 @@ def _reconcile_forever() -> None:
     from django.conf import settings
     from django.db import connections
 
-    from verify.jobs import analysis_reconcile, integrity_check_enqueue
+    from verify.jobs import analysis_reconcile, integrity_check_enqueue, timestamps_due_enqueue
 
     next_integrity_check = time.monotonic()
     while not _stop.wait(settings.VERIFY_RECONCILE_INTERVAL_S):
@@ -43,6 +44,7 @@ def _reconcile_forever() -> None:
             report = analysis_reconcile()
             if report.resent or report.reclaimed or report.abandoned:
                 logger.info("reconciler: %s", report)
+            timestamps_due_enqueue()
             if time.monotonic() >= next_integrity_check:
                 integrity_check_enqueue()
                 next_integrity_check = time.monotonic() + settings.VERIFY_INTEGRITY_CHECK_INTERVAL_S

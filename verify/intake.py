@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
-from verify import jobs, sniffing
+from verify import jobs, sniffing, timestamps
 from verify.models import MediaItem
 from verify.originals import file_sha256, original_storage_name
 
@@ -61,6 +61,8 @@ def media_item_create(*, case: Any, upload: UploadedFile, uploaded_by: Any, mode
             mode=mode or settings.VERIFY_ANALYSIS_MODE,
         )
         transaction.on_commit(functools.partial(jobs.analysis_enqueue, media_item_id=item.pk), robust=True)
+        for pending in timestamps.timestamps_request_for(media_item=item):
+            transaction.on_commit(functools.partial(jobs.timestamp_enqueue, timestamp_id=pending.pk), robust=True)
     return item
 
 

@@ -38,11 +38,13 @@ from django.utils import timezone
 
 from verify.models import IdempotentRequest, MediaItem
 from verify.signals import analysis_finished, analysis_interrupted
+from verify.timestamps import timestamps_due
 
 logger = logging.getLogger(__name__)
 
 ANALYSIS_TASK = "verify.tasks.analysis_run_task"
 INTEGRITY_TASK = "verify.tasks.originals_verify_task"
+TIMESTAMP_TASK = "verify.tasks.original_timestamp_task"
 
 # Why a running job was taken back, as the case's history records it.
 WORKER_LOST = "worker_lost"
@@ -89,6 +91,22 @@ def analysis_enqueue(*, media_item_id: int) -> bool:
 def integrity_check_enqueue() -> None:
     """Send the job that re-hashes the originals due for an integrity check."""
     current_app.send_task(INTEGRITY_TASK)
+
+
+def timestamp_enqueue(*, timestamp_id: int) -> None:
+    """Send the job that asks a TSA for a pending timestamp; a broker that is down leaves it to the reconciler."""
+    try:
+        current_app.send_task(TIMESTAMP_TASK, args=(timestamp_id,))
+    except Exception:
+        logger.warning("could not send timestamp %s to the broker; the reconciler will", timestamp_id, exc_info=True)
+
+
+def timestamps_due_enqueue(*, now: datetime | None = None) -> int:
+    """Send the jobs of the pending timestamps whose next attempt has come; return how many."""
+    due = timestamps_due(now=now)
+    for timestamp_id in due:
+        timestamp_enqueue(timestamp_id=timestamp_id)
+    return len(due)
 
 
 def lease_expiry() -> datetime:

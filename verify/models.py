@@ -319,3 +319,36 @@ class ContentCredentials(models.Model):
 
     def __str__(self) -> str:
         return f"content credentials of media {self.media_item_id}: {self.state}"
+
+
+class Timestamp(models.Model):
+    """An RFC 3161 timestamp of an original's SHA-256 by one TSA; pending until the TSA answers.
+
+    ``response`` is the TSA's TimeStampResp exactly as received (DER): ``openssl ts -verify -in``
+    reads it. ``certificates_pem`` holds the certificates the TSA sent with it (its chain).
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Timestamp pending"
+        GRANTED = "granted", "Timestamped"
+
+    media_item = models.ForeignKey(MediaItem, on_delete=models.PROTECT, related_name="timestamps")
+    tsa_url = models.CharField(max_length=500, help_text="The configured TSA asked.")
+    digest_sha256 = models.CharField(max_length=64, help_text="What was timestamped: the original's SHA-256.")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING, db_index=True)
+    response = models.BinaryField(null=True, blank=True, editable=False)
+    certificates_pem = models.TextField(blank=True)
+    gen_time = models.DateTimeField(null=True, blank=True, help_text="The time the TSA signed.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["media_item", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["media_item", "tsa_url"], name="timestamp_unique_tsa_per_item"),
+        ]
+
+    def __str__(self) -> str:
+        return f"timestamp of media {self.media_item_id} by {self.tsa_url}: {self.state}"

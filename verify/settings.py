@@ -443,6 +443,21 @@ VERIFY_MATCH_MIRRORED = env.bool("VERIFY_MATCH_MIRRORED", default=True)
 # Threads per index lookup; one per worker process keeps analyses from competing for cores.
 VERIFY_SIMILARITY_THREADS = env_positive_int("VERIFY_SIMILARITY_THREADS", 1)
 
+# --- trusted timestamps (RFC 3161) ---
+# Each stored original's SHA-256, and each evidence package's manifest, is timestamped by every
+# TSA listed here (comma-separated http(s) URLs; none: no timestamps). A TSA that does not answer
+# leaves the timestamp pending; it is asked again after VERIFY_TSA_RETRY_S, doubling up to an hour.
+VERIFY_TSA_URLS = env.list("VERIFY_TSA_URLS", default=[])
+for _tsa_url in VERIFY_TSA_URLS:
+    if not _tsa_url.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"VERIFY_TSA_URLS: {_tsa_url!r} is not an http(s) URL")
+# PEM file of the TSAs' root (and intermediate) certificates: answers are checked against it when
+# they arrive, and it goes into every evidence package. Unset: answers are checked for what they
+# timestamp, and their signature is left to whoever verifies the package with the TSA's root.
+VERIFY_TSA_CA_FILE = env.str("VERIFY_TSA_CA_FILE", default="")
+VERIFY_TSA_TIMEOUT_S = env_positive_float("VERIFY_TSA_TIMEOUT_S", 10.0)
+VERIFY_TSA_RETRY_S = env_positive_float("VERIFY_TSA_RETRY_S", 60.0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -9,6 +9,7 @@ from django.utils import timezone
 from verify.analysis import analysis_run
 from verify.integrity import originals_verify
 from verify.jobs import AnalysisRetry
+from verify.timestamps import timestamp_obtain
 
 _RETRY_BACKOFF_S = (10, 60, 300)
 _INTEGRITY_BATCH_FILES = 200
@@ -31,3 +32,9 @@ def originals_verify_task() -> None:
     report = originals_verify(checked_before=due_before, limit=_INTEGRITY_BATCH_FILES)
     if report.files_checked == _INTEGRITY_BATCH_FILES:  # more are due: keep going without waiting a day
         originals_verify_task.delay()
+
+
+@shared_task(acks_late=True)
+def original_timestamp_task(timestamp_id: int) -> None:
+    """Ask a TSA for one pending timestamp; a TSA that does not answer is asked again by the reconciler."""
+    timestamp_obtain(timestamp_id=timestamp_id)

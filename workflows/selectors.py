@@ -112,7 +112,7 @@ def media_item_detail_for_user(*, user: Any) -> QuerySet[MediaItem]:
     return (
         media_item_list_for_user(user=user)
         .select_related("metadata")
-        .prefetch_related(Prefetch("keyframes", queryset=keyframes))
+        .prefetch_related(Prefetch("keyframes", queryset=keyframes), "timestamps")
     )
 
 

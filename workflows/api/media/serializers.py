@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from verify.models import ContentCredentials, Keyframe, MediaItem, MediaMetadata
+from verify.models import ContentCredentials, Keyframe, MediaItem, MediaMetadata, Timestamp
 from workflows.api.similarity import SeenBeforeField
 
 
@@ -168,6 +168,15 @@ class MediaItemSerializer(AnalysisStatusSerializer):
         return visible
 
 
+class TimestampSerializer(serializers.ModelSerializer[Timestamp]):
+    state_display = serializers.CharField(source="get_state_display", read_only=True)
+
+    class Meta:
+        model = Timestamp
+        fields = ["tsa_url", "state", "state_display", "digest_sha256", "gen_time", "attempts", "last_error"]
+        read_only_fields = fields
+
+
 class MediaItemDetailSerializer(MediaItemSerializer):
     """A media item with everything its analysis found."""
 
@@ -179,6 +188,7 @@ class MediaItemDetailSerializer(MediaItemSerializer):
     seen_before = SeenBeforeField()
     signals = serializers.SerializerMethodField(help_text="Things to look at, with evidence; never a verdict.")
     c2pa = serializers.SerializerMethodField(help_text="Content Credentials; null where the format carries none.")
+    timestamps = TimestampSerializer(many=True, read_only=True, help_text="RFC 3161 timestamps of the original.")
 
     class Meta(MediaItemSerializer.Meta):
         fields = [
@@ -193,6 +203,7 @@ class MediaItemDetailSerializer(MediaItemSerializer):
             "seen_before",
             "signals",
             "c2pa",
+            "timestamps",
         ]
         read_only_fields = fields
 
