@@ -29,7 +29,17 @@ RUNTIME_ONLY_COMMANDS = {"up"}
 # a headless Chromium through chromedriver.
 # pdqhash (perceptual hashes) builds from source, so pip needs a C++ compiler.
 APT_PACKAGES = {
-    "up": {"ffmpeg": "ffmpeg", "ffprobe": "ffmpeg", "g++": "g++", "exiftool": "libimage-exiftool-perl"},
+    "up": {
+        "ffmpeg": "ffmpeg",
+        "ffprobe": "ffmpeg",
+        "g++": "g++",
+        "exiftool": "libimage-exiftool-perl",
+        "openssl": "openssl",
+        "/usr/share/doc/libpangoft2-1.0-0": "libpangoft2-1.0-0",
+        # case reports (WeasyPrint): Pango, and fonts for Latin, Cyrillic and Arabic; files, not binaries
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf": "fonts-dejavu-core",
+        "/usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf": "fonts-noto-core",
+    },
     "test": {
         "ffmpeg": "ffmpeg",
         "ffprobe": "ffmpeg",
@@ -37,6 +47,11 @@ APT_PACKAGES = {
         "exiftool": "libimage-exiftool-perl",
         "chromium": "chromium",
         "chromedriver": "chromium-driver",
+        "openssl": "openssl",
+        "/usr/share/doc/libpangoft2-1.0-0": "libpangoft2-1.0-0",
+        # case reports (WeasyPrint): Pango, and fonts for Latin, Cyrillic and Arabic; files, not binaries
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf": "fonts-dejavu-core",
+        "/usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf": "fonts-noto-core",
     },
     # The status measurement loads gunicorn with wrk (Python threads stand in when it is missing).
     "benchmark": {
@@ -68,7 +83,11 @@ def _say(message: str) -> None:
 def _missing_binaries(command: str) -> dict[str, str]:
     wanted = APT_PACKAGES[command]
     overrides = {"ffmpeg": os.environ.get("FFMPEG_BINARY"), "ffprobe": os.environ.get("FFPROBE_BINARY")}
-    return {binary: package for binary, package in wanted.items() if not shutil.which(overrides.get(binary) or binary)}
+    return {
+        binary: package
+        for binary, package in wanted.items()
+        if not (os.path.exists(binary) if binary.startswith("/") else shutil.which(overrides.get(binary) or binary))
+    }
 
 
 def _apt_prefix() -> list[str] | None:

@@ -93,6 +93,16 @@ def integrity_check_enqueue() -> None:
     current_app.send_task(INTEGRITY_TASK)
 
 
+def task_send(*, name: str, args: tuple[Any, ...]) -> bool:
+    """Send a task of another app by name; return whether the broker took it (the database keeps the job)."""
+    try:
+        current_app.send_task(name, args=args)
+    except Exception:
+        logger.warning("could not send %s%r to the broker", name, args, exc_info=True)
+        return False
+    return True
+
+
 def timestamp_enqueue(*, timestamp_id: int) -> None:
     """Send the job that asks a TSA for a pending timestamp; a broker that is down leaves it to the reconciler."""
     try:

@@ -191,10 +191,13 @@ def timestamps_due(*, now: datetime | None = None) -> list[int]:
     return list(Timestamp.objects.filter(due, state=Timestamp.State.PENDING).values_list("pk", flat=True)[:500])
 
 
-def digest_timestamp(*, digest: bytes) -> tuple[list[TsaAnswer], list[str]]:
-    """Ask every configured TSA to timestamp a digest now; return the answers and the failures."""
+def digest_timestamp(*, digest: bytes, tsa_urls: list[str]) -> tuple[list[TsaAnswer], list[str]]:
+    """Ask these TSAs (taken from ``VERIFY_TSA_URLS`` by the caller) to timestamp a digest now.
+
+    Return the answers and the failures.
+    """
     answers, failures = [], []
-    for url in settings.VERIFY_TSA_URLS:
+    for url in tsa_urls:
         try:
             answers.append(tsa_ask(url=url, digest=digest))
         except TimestampError as exc:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from verify.models import MediaItem
 from workflows import audit_chain
-from workflows.models import Assignment, AuditEvent, Case, ChecklistItem, Note
+from workflows.models import Assignment, AuditEvent, Case, ChecklistItem, Export, Note
 
 
 def audit_record(*, case: Case, actor: Any, action: str, obj: Any, before: Any = None, after: Any = None) -> AuditEvent:
@@ -184,4 +184,26 @@ def analysis_interrupted_event(
             "retrying": attempt < max_attempts,
             "max_attempts": max_attempts,
         },
+    )
+
+
+def export_generated_event(*, export: Export) -> AuditEvent:
+    """Record a generated report or package: its kind, its SHA-256, and whether frames were shown unblurred."""
+    after = {
+        "kind": export.kind,
+        "sha256": export.sha256,
+        "size_bytes": export.size_bytes,
+        "show_graphic": export.show_graphic,
+        "state": export.state,
+    }
+    return audit_record(
+        case=export.case, actor=export.requested_by, action=AuditEvent.Action.EXPORT_GENERATED, obj=export, after=after
+    )
+
+
+def export_downloaded_event(*, export: Export, actor: Any) -> AuditEvent:
+    """Record that someone downloaded a report or package."""
+    after = {"kind": export.kind, "sha256": export.sha256}
+    return audit_record(
+        case=export.case, actor=actor, action=AuditEvent.Action.EXPORT_DOWNLOADED, obj=export, after=after
     )

@@ -224,3 +224,44 @@ class ReviewerPreference(models.Model):
 
     def __str__(self) -> str:
         return f"preferences of {self.user_id}"
+
+
+class Export(models.Model):
+    """A case report (PDF or HTML) or an evidence package, made by a worker for one person.
+
+    A report is one stored file. A package is streamed as a ZIP at download time from its stored
+    parts (manifest, audit trail, report, timestamps) and the originals and derived files they
+    list (``entries``), so it is never held whole in memory nor stored twice.
+    """
+
+    class Kind(models.TextChoices):
+        REPORT_PDF = "report_pdf", "Case report (PDF)"
+        REPORT_HTML = "report_html", "Case report (HTML)"
+        PACKAGE = "package", "Evidence package (ZIP)"
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="exports")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    show_graphic = models.BooleanField(default=False, help_text="Keyframes shown unblurred in the report.")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED)
+    progress_percent = models.PositiveSmallIntegerField(default=0)
+    error_message = models.CharField(max_length=500, blank=True)
+    file = models.CharField(max_length=255, blank=True, help_text="The stored report file.")
+    entries = models.JSONField(default=list, blank=True, help_text="A package's [path in the ZIP, stored name] pairs.")
+    tsa_urls = models.JSONField(default=list, blank=True, help_text="The TSAs configured when it was asked for.")
+    size_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Of the report file, or of a package's manifest.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} export {self.pk} of case {self.case_id}"
