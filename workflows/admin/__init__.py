@@ -18,7 +18,7 @@ from verify.admin import KeyframeInline, MediaMetadataInline
 from verify.admin import MediaItemAdmin as EvidenceMediaItemAdmin
 from verify.models import MediaItem
 from workflows import selectors
-from workflows.admin import presenters, views
+from workflows.admin import presenters, sun_panel, views
 from workflows.models import Case
 
 DESK_MEDIA = {"css": {"all": ["workflows/desk.css"]}, "js": ["workflows/desk.js"]}
@@ -133,6 +133,7 @@ class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-ar
             ),
             path("<int:case_id>/checklist/", view(views.case_checklist_view), name="workflows_case_checklist"),
             path("<int:case_id>/assignment/", view(views.case_assign_view), name="workflows_case_assign"),
+            path("sun/", view(sun_panel.sun_view), name="workflows_case_sun"),
             path(
                 "keyframe-preference/",
                 view(views.keyframe_preference_view),

@@ -9,7 +9,7 @@ from django.http import HttpRequest
 
 from verify.models import MediaMetadata
 from workflows import selectors, services, transitions
-from workflows.admin import photo_panels
+from workflows.admin import photo_panels, sun_panel
 from workflows.admin.forms import AssignmentForm, NoteForm, TransitionForm, checklist_forms
 from workflows.models import AuditEvent, Case, Note, Status
 from workflows.transitions import Move, Role
@@ -211,6 +211,7 @@ def case_desk_context(request: HttpRequest, case: Case) -> dict[str, Any]:
         "history": history,
         "reveal_keyframes": selectors.reviewer_reveals_keyframes(user=user),
         "seen_before": seen_before,
+        "sun": sun_panel.case_sun_panel(case),
         "seen_before_entries": [
             (entry, [(pair, clock(pair.time_s), clock(pair.other_time_s)) for pair in entry.frame_pairs])
             for entry in seen_before.entries
