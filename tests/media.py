@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -69,4 +70,30 @@ def with_metadata(source: Path, path: Path, tags: dict[str, str], *, rotate_deg:
             options["metadata:s:v:0"] = f"rotate={rotate_deg}"
         ffmpeg.input(str(current)).output(str(target), **options).overwrite_output().run(quiet=True)
         current = target
+    return path
+
+
+def faststart_copy(source: Path, path: Path) -> Path:
+    """Copy source to path without re-encoding, with the index (moov) before the media data.
+
+    Cut short, such a file still opens, and its header still declares the whole length.
+    """
+    ffmpeg.input(str(source)).output(str(path), c="copy", movflags="+faststart").overwrite_output().run(quiet=True)
+    return path
+
+
+def truncated_copy(source: Path, path: Path, *, keep_fraction: float) -> Path:
+    """Write the first keep_fraction of source's bytes to path, as a download cut short would."""
+    data = source.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep_fraction)])
+    return path
+
+
+def bit_flipped_copy(source: Path, path: Path, *, flips: int, seed: int = 7) -> Path:
+    """Write source to path with flips bytes inverted in its last 90 %, where the media data lies."""
+    data = bytearray(source.read_bytes())
+    rng = random.Random(seed)  # noqa: S311 - reproducible damage, not security
+    for _ in range(flips):
+        data[rng.randrange(len(data) // 10, len(data))] ^= 0xFF
+    path.write_bytes(bytes(data))
     return path

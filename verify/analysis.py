@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
-from verify import exif, ffmpeg, jobs, photo_analysis, photos
+from verify import decoding, exif, ffmpeg, jobs, photo_analysis, photos
 from verify.frame_digests import FrameDigester, frame_digest
 from verify.frames import (
     CandidateFrame,
@@ -121,7 +121,8 @@ def _analyse(item: MediaItem) -> None:
             return  # audio-only evidence: the metadata is the whole analysis
         with tempfile.TemporaryDirectory(prefix="verify-frames-") as work:
             workdir = Path(work)
-            candidates, digests = _keyframes_extract(item, path, probe, workdir)
+            candidates, digests, report = _keyframes_extract(item, path, probe, workdir)
+            decoding.decoding_save(media_item=item, report=report)
             _progress(item, MediaItem.Stage.HASHES)
             chosen, truncated = keyframes_choose(
                 candidates,
@@ -228,13 +229,16 @@ def _photo_analyse(item: MediaItem, path: Path, *, kind: str, tags: dict[str, An
 
 def _keyframes_extract(
     item: MediaItem, path: Path, probe: ffmpeg.ProbeResult, workdir: Path
-) -> tuple[list[CandidateFrame], FrameDigester]:
+) -> tuple[list[CandidateFrame], FrameDigester, decoding.DecodeReport]:
     _progress(item, MediaItem.Stage.KEYFRAMES)
     out_dir = workdir / "frames"
     out_dir.mkdir()
     scores_file = workdir / "scene-scores.txt"
     fast = item.mode == MediaItem.Mode.FAST
     interval_s = settings.VERIFY_KEYFRAME_INTERVAL_S
+    # Unconfirmed candidates and near-duplicates are dropped afterwards, so let ffmpeg write
+    # more than the cap.
+    max_frames = settings.VERIFY_MAX_KEYFRAMES * 4
     argv = ffmpeg.keyframes_argv(
         path,
         ffmpeg=settings.FFMPEG_BINARY,
@@ -243,9 +247,7 @@ def _keyframes_extract(
         scores_file=scores_file,
         scene_candidate_threshold=None if fast else settings.VERIFY_SCENE_CANDIDATE_THRESHOLD,
         interval_s=interval_s,
-        # Unconfirmed candidates and near-duplicates are dropped afterwards, so let ffmpeg
-        # write more than the cap.
-        max_frames=settings.VERIFY_MAX_KEYFRAMES * 4,
+        max_frames=max_frames,
         decoder_threads=settings.VERIFY_DECODER_THREADS,
         limits=input_limits(),
     )
@@ -272,6 +274,16 @@ def _keyframes_extract(
     if not frames:
         raise AnalysisFailure("no_decodable_frames", "The video stream holds no frame that could be decoded.")
     scores = ffmpeg.parse_scene_scores(scores_file.read_text()) if scores_file.exists() else []
+    report = decoding.decode_report(
+        declared_duration_s=probe.video_duration_s or probe.duration_s,
+        declared_frame_count=probe.frame_count,
+        decoded_end_s=ffmpeg.parse_progress_end_s(result.stdout),
+        # The scene branch sees every decoded frame; fast mode decodes key frames only.
+        decoded_frame_count=None if fast else len(scores),
+        key_frame_times_s=[frame.timestamp_s for frame in frames] if fast else None,
+        stopped_at_cap=fast and len(frames) >= max_frames,
+        errors=ffmpeg.parse_decode_errors(result.stderr, input_path=path),
+    )
     cuts = scene_cuts(scores, threshold=settings.VERIFY_SCENE_THRESHOLD, min_shot_s=settings.VERIFY_MIN_SHOT_S)
     candidates = []
     for judged in frames_judge(frames, cuts=cuts, scores=scores, interval_s=interval_s):
@@ -286,7 +298,7 @@ def _keyframes_extract(
                 height=digest.height,
             )
         )
-    return candidates, digests
+    return candidates, digests, report
 
 
 def _keyframe_progress_reporter(item: MediaItem, duration_s: float | None) -> Any:

@@ -122,6 +122,17 @@ class MediaMetadata(models.Model):
     rotation_deg = models.PositiveSmallIntegerField(default=0, help_text="Clockwise display rotation.")
     frame_rate_fps = models.FloatField(null=True, blank=True)
     frame_count = models.PositiveIntegerField(null=True, blank=True)
+    # What the keyframe pass decoded (verify.decoding), beside what the container declares above.
+    decoded_duration_s = models.FloatField(
+        null=True, blank=True, help_text="How much of the video decoded; duration_s is what the container declares."
+    )
+    decoded_frame_count = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Frames decoded; null in fast mode, which decodes key frames only."
+    )
+    decode_error_count = models.PositiveIntegerField(default=0, help_text="Errors ffmpeg reported while decoding.")
+    decode_errors = models.JSONField(
+        default=list, blank=True, help_text="The kinds of error ffmpeg reported while decoding: message and count."
+    )
     audio_codec = models.CharField(max_length=50, blank=True)
     audio_channels = models.PositiveSmallIntegerField(null=True, blank=True)
     audio_sample_rate_hz = models.PositiveIntegerField(null=True, blank=True)
@@ -173,8 +184,14 @@ class MediaMetadata(models.Model):
     @classmethod
     def normalised_field_names(cls) -> list[str]:
         """Return the fields read from the file; ``ffmpeg.ProbeResult`` has an attribute for each."""
-        bookkeeping = {"id", "media_item", "raw", "values_truncated", "exiftool", "signals", *cls.EXIFTOOL_FIELDS}
+        bookkeeping = {
+            "id", "media_item", "raw", "values_truncated", "exiftool", "signals", *cls.EXIFTOOL_FIELDS,
+            *cls.DECODE_FIELDS,
+        }  # fmt: skip
         return [field.name for field in cls._meta.concrete_fields if field.name not in bookkeeping]
+
+    # Fields the keyframe pass fills; ``verify.decoding.DecodeReport.stored_values`` returns each.
+    DECODE_FIELDS = ("decoded_duration_s", "decoded_frame_count", "decode_error_count", "decode_errors")
 
     # Fields only exiftool reads; ``verify.exif.ExifFacts`` has an attribute for each.
     EXIFTOOL_FIELDS = (

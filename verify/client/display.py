@@ -35,6 +35,8 @@ def _source_note(source: str | None) -> str:
 def analysis_summary(detail: dict[str, Any]) -> list[tuple[str, str]]:
     """Return the rows that summarise what the analysis of one media item found."""
     rows = [("state", detail["state"])]
+    if detail.get("partial"):  # right under the state: the figures below are the container's promise
+        rows.append(("partial", detail["partial"]))
     metadata = detail.get("metadata")
     if metadata:
         duration = metadata.get("duration_s")
@@ -49,6 +51,7 @@ def analysis_summary(detail: dict[str, Any]) -> list[tuple[str, str]]:
             location_text = f"{latitude}, {longitude}{_source_note(metadata.get('location_source'))}"
         rows += [
             ("duration", f"{duration:.2f} s" if duration is not None else "unknown"),
+            *_decoded_rows(metadata),
             ("resolution", f"{width}x{height}" if width and height else "unknown"),
             ("video codec", metadata.get("video_codec") or "none"),
             ("creation time", created_text),
@@ -63,6 +66,16 @@ def analysis_summary(detail: dict[str, Any]) -> list[tuple[str, str]]:
     if detail.get("error"):
         rows.append(("error", error_text(detail["error"])))
     return rows + provenance_rows(detail)
+
+
+def _decoded_rows(metadata: dict[str, Any]) -> list[tuple[str, str]]:
+    decoded_s, frames = metadata.get("decoded_duration_s"), metadata.get("decoded_frame_count")
+    if decoded_s is None and frames is None:
+        return []  # nothing decoded: a photo, audio only, or an analysis that has not run
+    parts = [f"{decoded_s:.2f} s" if decoded_s is not None else "", f"{frames} frames" if frames is not None else ""]
+    errors = metadata.get("decode_error_count") or 0
+    parts.append(f"{errors} decode error{'s' if errors != 1 else ''}")
+    return [("decoded", ", ".join(part for part in parts if part))]
 
 
 def provenance_rows(detail: dict[str, Any]) -> list[tuple[str, str]]:

@@ -187,9 +187,12 @@ def keyframes_argv(
         outputs.append(scores)
     # One filter thread: the filters' work per frame is small, and slice threads hand every
     # frame to a second thread and wait for it, which cost 8 % of the pass at 720p.
+    # Every log line carries its level and repeats are not folded, so the decode errors can be
+    # counted (``output.parse_decode_errors``); showinfo still prints at level info.
     merged = ffmpeg_python.merge_outputs(*outputs).global_args(
-        "-nostdin", "-hide_banner", "-nostats", "-progress", "pipe:1", "-filter_complex_threads", "1"
-    )
+        "-nostdin", "-hide_banner", "-nostats", "-loglevel", "repeat+level+info", "-progress", "pipe:1",
+        "-filter_complex_threads", "1",
+    )  # fmt: skip
     return list(merged.compile(cmd=ffmpeg))
 
 

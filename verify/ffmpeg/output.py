@@ -1,4 +1,4 @@
-"""Parse what ffmpeg writes while it works: chosen frames, scene scores, progress, refusals."""
+"""Parse what ffmpeg writes while it works: chosen frames, scene scores, progress, decode errors, refusals."""
 
 from __future__ import annotations
 
@@ -62,9 +62,56 @@ def parse_progress_out_time_s(line: str) -> float | None:
     return micros / 1_000_000 if micros is not None and micros >= 0 else None
 
 
+def parse_progress_end_s(stdout: str) -> float | None:
+    """Return the last position a ``-progress`` stream reported, in seconds: how far decoding got."""
+    positions = [p for line in stdout.splitlines() if (p := parse_progress_out_time_s(line)) is not None]
+    return positions[-1] if positions else None
+
+
+@dataclass(frozen=True)
+class DecodeError:
+    """One message ffmpeg logged while reading a file, with how often it came."""
+
+    message: str
+    count: int
+
+
+# A line logged with ``-loglevel level+...``: optional "[name @ 0x...]" contexts, then "[level]".
+_LEVELLED = re.compile(
+    r"^(?P<contexts>(?:\[[^]]+ @ 0x[0-9a-f]+\] )*)\[(?P<level>panic|fatal|error|warning)\] (?P<msg>.*)$"
+)
+_CONTEXT_NAME = re.compile(r"\[([^]@]+?) @ 0x[0-9a-f]+\]")
+_NUMBERS = re.compile(r"-?(?:0x[0-9a-f]+|\d+)")
+
+
+def parse_decode_errors(stderr: str, *, input_path: Path) -> list[DecodeError]:
+    """Return what ffmpeg reported as damage while decoding, in order of first appearance.
+
+    That is every line at level error or worse, and the warnings that say a decoded frame is
+    corrupt. The run must log with ``level`` and ``repeat`` flags (``keyframes_argv`` does), so
+    each line carries its level and repeats are not folded. The server's path of the input
+    becomes "the file".
+    """
+    first: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for line in stderr.splitlines():
+        match = _LEVELLED.match(line)
+        if match is None or (match["level"] == "warning" and "corrupt" not in match["msg"]):
+            continue
+        message = match["msg"].strip().replace(f"file:{input_path}", "the file").replace(str(input_path), "the file")
+        names = _CONTEXT_NAME.findall(match["contexts"])
+        if names:
+            message = f"{names[-1]}: {message}"
+        # "partial file" at offset 0x41fb6 and at 0x410f6 is one kind of damage.
+        kind = _NUMBERS.sub("#", message)
+        first.setdefault(kind, message)
+        counts[kind] = counts.get(kind, 0) + 1
+    return [DecodeError(first[kind], count) for kind, count in counts.items()]
+
+
 _STREAM_LIMIT = re.compile(r"Number of streams exceeds max_streams parameter \((?P<limit>\d+)\)")
 _REFUSED_CODEC = re.compile(r"Codec \((?P<codec>[\w-]+)\) not on whitelist")
-_REFUSED_FORMAT = re.compile(r"\[(?P<format>[\w,]+) @ [^]]+\] Format not on whitelist")
+_REFUSED_FORMAT = re.compile(r"\[(?P<format>[\w,]+) @ [^]]+\] (?:\[\w+\] )?Format not on whitelist")
 _REFUSED_PICTURE = re.compile(r"Picture size (?P<w>\d+)x(?P<h>\d+) (?:is invalid|exceeds specified max pixel count)")
 
 

@@ -48,6 +48,7 @@ class ProbeResult:
     device_software: str
     encoder: str
     stream_count: int = 0
+    video_duration_s: float | None = None  # the video stream's own, where an audio stream runs longer
 
     @property
     def latitude(self) -> float | None:
@@ -129,6 +130,7 @@ def parse_probe(data: dict[str, Any]) -> ProbeResult:
         rotation_deg=rotation,
         frame_rate_fps=_rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate")) if video else None,
         frame_count=as_int(video.get("nb_frames")) if video else None,
+        video_duration_s=as_float(video.get("duration")) if video else None,
         audio_codec=str(audio.get("codec_name", "")) if audio else "",
         audio_channels=as_int(audio.get("channels")) if audio else None,
         audio_sample_rate_hz=as_int(audio.get("sample_rate")) if audio else None,

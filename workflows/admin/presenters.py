@@ -99,7 +99,24 @@ def metadata_rows(metadata: MediaMetadata | None) -> list[MetadataRow]:
             )
             or missing,
         ),
+        *_decoded_rows(m),
     ]
+
+
+def _decoded_rows(m: MediaMetadata) -> list[MetadataRow]:
+    if m.decoded_duration_s is None and m.decoded_frame_count is None:
+        return []  # nothing decoded: a photo, audio only, or an analysis that has not run
+    parts = [
+        f"{m.decoded_duration_s:.2f} s" if m.decoded_duration_s is not None else "",
+        f"{m.decoded_frame_count} frames" if m.decoded_frame_count is not None else "",
+        f"{m.decode_error_count} decode error{'s' if m.decode_error_count != 1 else ''}",
+    ]
+    return [MetadataRow("Decoded", " · ".join(part for part in parts if part))]
+
+
+def partial_signal(signals: list[dict[str, str]]) -> dict[str, str] | None:
+    """Return the signal that says less decoded than the container declares, if there is one."""
+    return next((signal for signal in signals if signal.get("code") == "partial"), None)
 
 
 @dataclass(frozen=True)
@@ -172,7 +189,8 @@ def case_desk_context(request: HttpRequest, case: Case) -> dict[str, Any]:
                 *metadata_rows(getattr(item, "metadata", None)),
                 *(MetadataRow(*row) for row in photo_panels.photo_rows(getattr(item, "metadata", None))),
             ],
-            "signals": photo_panels.signals_of(getattr(item, "metadata", None)),
+            "signals": [s for s in photo_panels.signals_of(getattr(item, "metadata", None)) if s["code"] != "partial"],
+            "partial": partial_signal(photo_panels.signals_of(getattr(item, "metadata", None))),
             "credentials": photo_panels.credentials_panel(item),
             "keyframes": [(keyframe, clock(keyframe.timestamp_s)) for keyframe in item.keyframes.all()],
             # A duplicate in another case is named by the seen-before banner, and only if visible.
