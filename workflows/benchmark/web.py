@@ -86,7 +86,7 @@ def proc_memory_bytes(pid: int) -> tuple[int, int]:
     return values["VmRSS"], values["VmHWM"]
 
 
-def _reset_peak(pid: int) -> None:
+def reset_peak(pid: int) -> None:
     # Writing 5 to clear_refs resets VmHWM to the current RSS (Linux ≥ 4.0).
     Path(f"/proc/{pid}/clear_refs").write_text("5")
 
@@ -130,7 +130,7 @@ def _accepts(port: int) -> bool:
         return False
 
 
-def _mb(value: float) -> str:
+def megabytes(value: float) -> str:
     return f"{value / 1000**2:.1f} MB"
 
 
@@ -182,7 +182,7 @@ def upload_stream(port: int, token: str, path: Path, *, size_bytes: int) -> Uplo
     return UploadResult(status=status, body=body, sha256=digest.hexdigest(), seconds=time.perf_counter() - started)
 
 
-class _PeakSampler(threading.Thread):
+class PeakSampler(threading.Thread):
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid = pid
@@ -206,9 +206,9 @@ def upload_benchmark(*, head_clip: Path, size_bytes: int, workdir: Path) -> Repo
         warm_up = upload_stream(server.port, token, head_clip, size_bytes=head_clip.stat().st_size)
         if warm_up.status != 202:
             raise RuntimeError(f"the warm-up upload answered {warm_up.status}: {warm_up.body}")
-        _reset_peak(worker)
+        reset_peak(worker)
         before_bytes, _ = proc_memory_bytes(worker)
-        sampler = _PeakSampler(worker)
+        sampler = PeakSampler(worker)
         sampler.start()
         result = upload_stream(server.port, token, big, size_bytes=size_bytes)
         sampler.stopping.set()
@@ -227,8 +227,9 @@ def upload_benchmark(*, head_clip: Path, size_bytes: int, workdir: Path) -> Repo
     )
     report.checks += [
         Check("4", f"web worker growth during a {size_bytes / 1000**3:.2f} GB upload (peak − before)",
-              f"{_mb(growth)} (before {_mb(before_bytes)}, peak {_mb(peak_bytes)}, after {_mb(after_bytes)})",
-              f"< {_mb(UPLOAD_GROWTH_LIMIT_BYTES)}", growth < UPLOAD_GROWTH_LIMIT_BYTES),
+              f"{megabytes(growth)} (before {megabytes(before_bytes)}, peak {megabytes(peak_bytes)}, "
+              f"after {megabytes(after_bytes)})",
+              f"< {megabytes(UPLOAD_GROWTH_LIMIT_BYTES)}", growth < UPLOAD_GROWTH_LIMIT_BYTES),
         Check("4", "server's SHA-256 and size equal the bytes sent",
               "equal" if (result.body.get("sha256"), result.body.get("size_bytes")) == (result.sha256, size_bytes)
               else f"server {result.body.get('sha256')} / {result.body.get('size_bytes')}",

@@ -14,11 +14,11 @@ from django.db import connection
 
 from verify import ffmpeg
 from verify.analysis import ffmpeg_version
-from workflows.benchmark import analysis, photo, sandbox, status, web
+from workflows.benchmark import analysis, package, photo, sandbox, status, web
 from workflows.benchmark.clip import SMOKE_CLIP, ClipSpec, reference_clip_cached
 from workflows.benchmark.report import Report, report_render
 
-MODES = ("analysis", "upload", "status", "photo")
+MODES = ("analysis", "upload", "status", "photo", "package")
 SIZES = ("1280x720", "1920x1080")
 DEFAULT_POSTGRES_URL = "postgres://root@127.0.0.1:5432/postgres"
 UPLOAD_BYTES = 2 * 1000**3
@@ -124,6 +124,9 @@ class Command(BaseCommand):
         elif mode == "upload":
             size_bytes = SMOKE_UPLOAD_BYTES if smoke else UPLOAD_BYTES
             report = web.upload_benchmark(head_clip=small, size_bytes=size_bytes, workdir=workdir)
+        elif mode == "package":
+            size_bytes = SMOKE_UPLOAD_BYTES if smoke else UPLOAD_BYTES
+            report = package.package_benchmark(head_clip=small, size_bytes=size_bytes, workdir=workdir)
         else:
             report = status.status_benchmark(
                 clip=small,
