@@ -19,6 +19,7 @@ from verify.admin import MediaItemAdmin as EvidenceMediaItemAdmin
 from verify.models import MediaItem
 from workflows import selectors
 from workflows.admin import presenters, sun_panel, views
+from workflows.admin import site as _site  # noqa: F401 - names the desk; account pages for superusers only
 from workflows.models import Case
 
 DESK_MEDIA = {"css": {"all": ["workflows/desk.css"]}, "js": ["workflows/desk.js"]}
@@ -143,7 +144,11 @@ class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-ar
         return desk + super().get_urls()  # type: ignore[return-value]
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        extra = {"reveal_keyframes": selectors.reviewer_reveals_keyframes(user=request.user), **(extra_context or {})}
+        extra = {
+            "title": "Cases",
+            "reveal_keyframes": selectors.reviewer_reveals_keyframes(user=request.user),
+            **(extra_context or {}),
+        }
         return super().changelist_view(request, extra_context=extra)
 
     def render_change_form(
