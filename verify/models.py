@@ -242,6 +242,28 @@ class Keyframe(models.Model):
         return f"keyframe {self.timestamp_s:.3f}s of media {self.media_item_id}"
 
 
+class KeyframeText(models.Model):
+    """Text Tesseract read in a keyframe: the words, each with its confidence and box, above a floor.
+
+    A keyframe with no word above the confidence floor has no row (``verify.ocr``).
+    """
+
+    keyframe = models.OneToOneField(Keyframe, on_delete=models.CASCADE, related_name="text")
+    media_item = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="keyframe_texts")
+    text = models.TextField(help_text="The words in reading order, one line per text line.")
+    words = models.JSONField(
+        default=list, help_text="Each word: text, confidence (0-100) and box [left, top, width, height] in frame pixels."
+    )
+    languages = models.CharField(max_length=100, help_text="Tesseract languages used, e.g. eng+ukr+rus+ara.")
+    engine = models.CharField(max_length=100, blank=True, help_text="The Tesseract version that read it.")
+
+    class Meta:
+        ordering = ["media_item", "keyframe"]
+
+    def __str__(self) -> str:
+        return f"text of keyframe {self.keyframe_id}"
+
+
 class IdempotentRequest(models.Model):
     """The first answer to a request sent with an ``Idempotency-Key``, replayed on retries."""
 

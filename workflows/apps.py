@@ -8,4 +8,4 @@ class WorkflowsConfig(AppConfig):
     verbose_name = "Cases"
 
     def ready(self) -> None:
-        from workflows import receivers  # noqa: F401 - connects the signal receivers
+        from workflows import receivers, search_index  # noqa: F401 - connects the signal receivers

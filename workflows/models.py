@@ -3,6 +3,7 @@
 from typing import Any, NoReturn
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.utils import timezone
 
@@ -265,3 +266,26 @@ class Export(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} export {self.pk} of case {self.case_id}"
+
+
+class CaseSearchDocument(models.Model):
+    """What the archive search reads for one case, kept up to date by workflows.search_index.
+
+    ``head`` holds the names (title, claimed location), ``body`` everything else a case is
+    found by: claim, source URL, current notes, text read in its keyframes, device make, model
+    and software, and the SHA-256 of its media. On PostgreSQL ``vector`` is their full-text
+    vector in the ``simple`` configuration (no stemming, so Cyrillic and Arabic words work as
+    written), with the names weighted higher; it stays null on SQLite.
+    """
+
+    case = models.OneToOneField(Case, on_delete=models.CASCADE, primary_key=True, related_name="search_document")
+    head = models.TextField(blank=True)
+    body = models.TextField(blank=True)
+    # Lower-cased copies for SQLite, whose LIKE folds the case of ASCII letters only.
+    head_folded = models.TextField(blank=True)
+    body_folded = models.TextField(blank=True)
+    vector = SearchVectorField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"search document of case {self.case_id}"

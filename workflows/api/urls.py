@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from workflows.api.cases.views import CaseViewSet
 from workflows.api.exports.views import CaseExportsView, ExportViewSet
 from workflows.api.media.views import KeyframeViewSet, MediaItemViewSet
+from workflows.api.search.views import SearchView
 from workflows.api.sun.views import CaseSunView, SunView
 
 router = DefaultRouter()
@@ -16,6 +17,7 @@ router.register("keyframes", KeyframeViewSet, basename="keyframe")
 router.register("exports", ExportViewSet, basename="export")
 
 urlpatterns = [
+    path("search/", SearchView.as_view(), name="search"),
     path("sun/", SunView.as_view(), name="sun"),
     path("cases/<int:case_id>/sun/", CaseSunView.as_view(), name="case-sun"),
     path("cases/<int:case_id>/exports/", CaseExportsView.as_view(), name="case-exports"),

@@ -1,0 +1,66 @@
+"""GET /search/: one search over the cases the user may see, ranked, with the matching snippet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, permissions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+
+from workflows import search
+from workflows.models import Case, Status, Verdict
+
+
+class SearchQuerySerializer(serializers.Serializer[Any]):
+    """The words and the filters of a search."""
+
+    q = serializers.CharField(required=False, allow_blank=True, max_length=500, help_text="Words, or a SHA-256 prefix.")
+    status = serializers.ChoiceField(choices=Status.choices, required=False)
+    verdict = serializers.ChoiceField(choices=Verdict.choices, required=False)
+    assignee = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1)
+    claimed_date_from = serializers.DateField(required=False)
+    claimed_date_to = serializers.DateField(required=False)
+    captured_from = serializers.DateTimeField(required=False, help_text="Creation time in the media metadata.")
+    captured_to = serializers.DateTimeField(required=False)
+    uploaded_from = serializers.DateTimeField(required=False)
+    uploaded_to = serializers.DateTimeField(required=False)
+    has_gps = serializers.BooleanField(required=False, allow_null=True, default=None)
+    seen_before = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class SearchResultSerializer(serializers.ModelSerializer[Case]):
+    url = serializers.SerializerMethodField()
+    rank = serializers.FloatField(source="search_rank", read_only=True)
+    snippet = serializers.SerializerMethodField(help_text="HTML: the passage that matched, escaped, matches in <mark>.")
+
+    class Meta:
+        model = Case
+        fields = ["id", "url", "title", "status", "verdict", "claimed_date", "created_at", "rank", "snippet"]
+        read_only_fields = fields
+
+    def get_url(self, case: Case) -> str:
+        return reverse("case-detail", args=[case.pk], request=self.context.get("request"))
+
+    def get_snippet(self, case: Case) -> str:
+        return str(search.search_snippet(case, self.context.get("q", "")))
+
+
+class SearchView(generics.GenericAPIView):  # type: ignore[type-arg]
+    """Search titles, claims, places, source URLs, notes, text in keyframes, devices and SHA-256 prefixes."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    serializer_class = SearchResultSerializer
+
+    @extend_schema(parameters=[SearchQuerySerializer], responses={200: SearchResultSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        query = SearchQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = dict(query.validated_data)
+        q = data.pop("q", "")
+        cases = search.case_search_for_user(user=request.user, q=q, filters=search.SearchFilters(**data))
+        page = self.paginate_queryset(cases)
+        serializer = SearchResultSerializer(page, many=True, context={"request": request, "q": q})
+        return self.get_paginated_response(serializer.data)
