@@ -12,6 +12,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
@@ -20,6 +21,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests import media
 from tests.conftest import ROOT, make_user, submit, token_client, wait_for_analysis
+from tests.workflows_tests.accessibility import axe_violations, violations_text
 from workflows.models import Case, Note
 
 CHROMIUM = "/usr/bin/chromium"
@@ -144,6 +146,15 @@ def test_a_reviewer_proposes_a_verdict_and_a_lead_closes_the_case_in_the_browser
     WebDriverWait(browser, WAIT_S).until(lambda _: blur_of(browser, first_image) == "none")
     assert "blur" in blur_of(browser, tiles[1].find_element(By.TAG_NAME, "img"))
     assert len(browser.window_handles) == 1  # the first click reveals; it does not open the image
+    # and: the keyboard reveals a frame too
+    tiles[1].send_keys(Keys.ENTER)
+    WebDriverWait(browser, WAIT_S).until(
+        lambda _: blur_of(browser, tiles[1].find_element(By.TAG_NAME, "img")) == "none"
+    )
+    assert len(browser.window_handles) == 1
+    # and: axe-core finds nothing serious on the case page
+    violations = axe_violations(browser)
+    assert not violations, violations_text(violations)
     assert "0:02.000" in browser.find_element(By.CSS_SELECTOR, ".kf-grid").text
     assert "2024-03-02T10:15:00+00:00" in browser.find_element(By.CSS_SELECTOR, ".metadata-panel").text
 
@@ -189,4 +200,6 @@ def test_a_reviewer_proposes_a_verdict_and_a_lead_closes_the_case_in_the_browser
     row = wait_for(browser, "#result_list tbody tr")
     assert "Closed" in row.text and "Authentic" not in row.text and "Inconclusive" in row.text
     assert "blur" in blur_of(browser, row.find_element(By.CSS_SELECTOR, ".kf-thumb img"))
+    violations = axe_violations(browser)
+    assert not violations, violations_text(violations)
     save_full_page(browser, ARTIFACTS / "admin-case-list.png")

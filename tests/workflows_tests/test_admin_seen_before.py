@@ -393,3 +393,15 @@ def test_seen_before_banner_in_the_browser(worker, live_server, browser, footage
     screenshot = ARTIFACTS / "admin-seen-before.png"
     save_full_page(browser, screenshot)
     assert screenshot.stat().st_size > 10_000
+
+
+def test_seen_before_banner_is_compact_until_expanded(people, recycled):
+    html = page(logged_in(people["reviewer"]).get(change_url(recycled["case"])))
+
+    # one representative pair in view; the others inside a <details> that opens without script
+    shown = banner(html)
+    in_view, folded = shown.split('<details class="seen-more">')
+    assert in_view.count('<div class="seen-pair">') == 1
+    assert "<summary>Show all 3 matched frames</summary>" in folded
+    assert folded.count('<div class="seen-pair">') == 2
+    assert '<details class="seen-more" open' not in shown
