@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from multiprocessing.sharedctypes import RawValue
 from typing import Any
 
 from celery import Celery
@@ -30,6 +31,14 @@ app.autodiscover_tasks()
 
 logger = logging.getLogger(__name__)
 _stop = threading.Event()
+# Set in the worker's main process when it is told to stop; its pool processes, forked from it,
+# share the byte. A stopping worker keeps receiving messages until it exits; it must not start them.
+_stopping = RawValue("b", 0)
+
+
+def worker_stopping() -> bool:
+    """Return True if this worker was told to stop: a new analysis must go to another worker."""
+    return bool(_stopping.value)
 
 
 def _reconcile_forever() -> None:
@@ -83,6 +92,7 @@ def _hand_back() -> None:
 
 @worker_shutting_down.connect
 def _hand_back_on_stop(**kwargs: Any) -> None:
+    _stopping.value = 1
     # Sent from the signal handler: the waiting happens in a thread, while the warm shutdown runs.
     threading.Thread(target=_hand_back, name="verify-hand-back", daemon=True).start()
 

@@ -3,10 +3,12 @@
 from datetime import timedelta
 
 from celery import Task, shared_task
+from celery.exceptions import Reject
 from django.conf import settings
 from django.utils import timezone
 
 from verify.analysis import analysis_run
+from verify.celery import worker_stopping
 from verify.integrity import originals_verify
 from verify.jobs import AnalysisRetry
 from verify.timestamps import timestamp_obtain
@@ -18,6 +20,8 @@ _INTEGRITY_BATCH_FILES = 200
 @shared_task(bind=True, acks_late=True, max_retries=len(_RETRY_BACKOFF_S), Request="verify.celery:AnalysisRequest")
 def analysis_run_task(self: Task, media_item_id: int) -> None:
     """Analyse one media item; safe to deliver more than once."""
+    if worker_stopping():  # this worker hands its jobs back; the message goes to another one
+        raise Reject("the worker is stopping", requeue=True)
     try:
         analysis_run(media_item_id=media_item_id)
     except AnalysisRetry as exc:

@@ -19,7 +19,14 @@ from rest_framework.authtoken.models import Token
 
 from verify.checks import NEW_KEY_HINT, secret_key_weakness
 
-_STOP_GRACE_S = 20
+# The worker hands its running analyses back after VERIFY_WORKER_STOP_GRACE_S; give it that and a
+# few heartbeats more before it is killed.
+_STOP_GRACE_S = 30
+# A process that exits on its own is restarted after a backoff; one that keeps exiting stops
+# the service with a message instead of restarting forever.
+MAX_CRASHES = 5
+CRASH_WINDOW_S = 60.0
+_RESTART_DELAYS_S = (1.0, 2.0, 4.0, 8.0)
 _READY_POLL_S = 0.2
 # Each web process serves this many connections at once. gevent gives every connection its own
 # greenlet, so a client that sends its request slowly (or never) costs a few kilobytes instead of
@@ -49,6 +56,20 @@ def worker_argv(*, concurrency: int) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "verify", "worker", "--concurrency", str(concurrency), "-l", "info"]
 
 
+def restart_delay_s(crashes: int) -> float:
+    """Return how long to wait before restarting a process that exited for the ``crashes``-th time in the window."""
+    return _RESTART_DELAYS_S[min(crashes, len(_RESTART_DELAYS_S)) - 1]
+
+
+def _start(name: str, argv: list[str], worker_ready: threading.Event) -> subprocess.Popen[bytes]:
+    if name != "worker":
+        return subprocess.Popen(argv)  # noqa: S603 - our own web server command line
+    worker = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603 - our worker
+    assert worker.stdout is not None  # noqa: S101 (stdout=PIPE above)
+    threading.Thread(target=_forward_worker_output, args=(worker.stdout, worker_ready), daemon=True).start()
+    return worker
+
+
 def bind_host(bind: str) -> str:
     """Return the host part of a gunicorn --bind value (``HOST``, ``HOST:PORT``, ``[V6]:PORT``, ``unix:PATH``)."""
     if bind.startswith(("unix:", "fd://")):
@@ -72,7 +93,10 @@ def is_loopback_bind(bind: str) -> bool:
 
 
 class Command(BaseCommand):
-    help = "Migrate, make sure an admin account exists, then run gunicorn and a Celery worker until Ctrl-C."
+    help = (
+        "Migrate, make sure an admin account exists, then run gunicorn and a Celery worker until Ctrl-C or "
+        "SIGTERM; either one that exits on its own is restarted."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -103,15 +127,11 @@ class Command(BaseCommand):
         call_command("collectstatic", interactive=False, verbosity=0)
         password, token = self._admin_credentials()
         worker_ready = threading.Event()
-        processes = {
-            "worker": subprocess.Popen(  # noqa: S603
-                worker_argv(concurrency=concurrency), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-            ),
-            "web": subprocess.Popen(web_argv(bind=bind, workers=web_workers, access_log=access_log)),  # noqa: S603
+        argv = {
+            "worker": worker_argv(concurrency=concurrency),
+            "web": web_argv(bind=bind, workers=web_workers, access_log=access_log),
         }
-        worker_output = processes["worker"].stdout
-        assert worker_output is not None  # noqa: S101 (stdout=PIPE above)
-        threading.Thread(target=_forward_worker_output, args=(worker_output, worker_ready), daemon=True).start()
+        processes = {name: _start(name, argv[name], worker_ready) for name in argv}
         stopping = False
 
         def stop(signum: int, frame: Any) -> None:
@@ -122,12 +142,33 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         announced = False
         exit_code = 0
+        crashes: dict[str, list[float]] = {name: [] for name in argv}
+        restart_at: dict[str, float] = {}
         while not stopping:
-            exited = {name: p.returncode for name, p in processes.items() if p.poll() is not None}
-            if exited:
-                name, exit_code = next(iter(exited.items()))
-                self.stderr.write(f"The {name} process stopped (exit code {exit_code}); stopping the service.")
-                break
+            for name, process in processes.items():
+                if name in restart_at or process.poll() is None:
+                    continue
+                now = time.monotonic()
+                crashes[name] = [t for t in crashes[name] if now - t < CRASH_WINDOW_S] + [now]
+                if len(crashes[name]) >= MAX_CRASHES:
+                    exit_code = process.returncode or 1
+                    self.stderr.write(
+                        f"The {name} process stopped {len(crashes[name])} times within {CRASH_WINDOW_S:g} s "
+                        f"(last exit code {process.returncode}); stopping the service. Its output above says why."
+                    )
+                    stopping = True
+                    break
+                delay_s = restart_delay_s(len(crashes[name]))
+                self.stderr.write(
+                    f"The {name} process stopped unexpectedly (exit code {process.returncode}); "
+                    f"restarting it in {delay_s:g} s."
+                )
+                restart_at[name] = now + delay_s
+            for name, when in list(restart_at.items()):
+                if not stopping and time.monotonic() >= when:
+                    del restart_at[name]
+                    processes[name] = _start(name, argv[name], worker_ready)
+                    self.stderr.write(f"The {name} process was restarted.")
             if not announced and worker_ready.is_set() and _web_answers(bind):
                 self._announce(bind, password, token)
                 announced = True
