@@ -21,6 +21,8 @@ os.environ["VERIFY_ANALYSIS_QUEUE"] = f"analysis-test-{_RUN_ID}"
 os.environ["VERIFY_DEFAULT_QUEUE"] = f"celery-test-{_RUN_ID}"
 os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.pop("AWS_STORAGE_BUCKET_NAME", None)
+# OCR costs Tesseract time on every keyframe; the OCR tests turn it on where they need it.
+os.environ["VERIFY_OCR_LANGUAGES"] = ""
 
 
 def pytest_report_header() -> str:

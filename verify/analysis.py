@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
-from verify import decoding, exif, ffmpeg, jobs, photo_analysis, photos
+from verify import decoding, exif, ffmpeg, jobs, ocr, photo_analysis, photos
 from verify.frame_digests import FrameDigester, frame_digest
 from verify.frames import (
     CandidateFrame,
@@ -130,6 +130,7 @@ def _analyse(item: MediaItem) -> None:
                 near_duplicate_bits=settings.VERIFY_NEAR_DUPLICATE_BITS,
             )
             _keyframes_save(item, chosen, truncated=truncated)
+            ocr.media_item_ocr(item, {c.frame.timestamp_s: c.frame.path for c in chosen})
             _progress(item, MediaItem.Stage.CONTACT_SHEET)
             kept = [(c.frame.timestamp_s, digests.digest(c.frame.path)) for c in chosen]
             _contact_sheet_save(item, [(digest.tile(), timestamp_s) for timestamp_s, digest in kept], workdir)
@@ -222,6 +223,7 @@ def _photo_analyse(item: MediaItem, path: Path, *, kind: str, tags: dict[str, An
             height=digest.height,
         )  # fmt: skip
         _keyframes_save(item, [candidate], truncated=False, decoder=photos.decoder_version())
+        ocr.media_item_ocr(item, {0.0: derived})
         _progress(item, MediaItem.Stage.CONTACT_SHEET)
         _contact_sheet_save(item, [(digest.tile(), 0.0)], Path(work))
         matching.media_matches_update(media_item=item, frames=[(0.0, digest.pdq)])

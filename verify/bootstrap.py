@@ -28,6 +28,8 @@ RUNTIME_ONLY_COMMANDS = {"up"}
 # System packages each command needs: the service needs ffmpeg and exiftool; the test suite also drives
 # a headless Chromium through chromedriver.
 # pdqhash (perceptual hashes) builds from source, so pip needs a C++ compiler.
+# Debian's Tesseract language packs, read by verify.ocr (VERIFY_TESSDATA_DIR).
+TESSDATA = "/usr/share/tesseract-ocr/5/tessdata"
 APT_PACKAGES = {
     "up": {
         "ffmpeg": "ffmpeg",
@@ -39,6 +41,11 @@ APT_PACKAGES = {
         # case reports (WeasyPrint): Pango, and fonts for Latin, Cyrillic and Arabic; files, not binaries
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf": "fonts-dejavu-core",
         "/usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf": "fonts-noto-core",
+        # text in keyframes: Tesseract and its language packs (files, not binaries)
+        "tesseract": "tesseract-ocr",
+        f"{TESSDATA}/ukr.traineddata": "tesseract-ocr-ukr",
+        f"{TESSDATA}/rus.traineddata": "tesseract-ocr-rus",
+        f"{TESSDATA}/ara.traineddata": "tesseract-ocr-ara",
     },
     "test": {
         "ffmpeg": "ffmpeg",
@@ -52,6 +59,11 @@ APT_PACKAGES = {
         # case reports (WeasyPrint): Pango, and fonts for Latin, Cyrillic and Arabic; files, not binaries
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf": "fonts-dejavu-core",
         "/usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf": "fonts-noto-core",
+        # text in keyframes: Tesseract and its language packs (files, not binaries)
+        "tesseract": "tesseract-ocr",
+        f"{TESSDATA}/ukr.traineddata": "tesseract-ocr-ukr",
+        f"{TESSDATA}/rus.traineddata": "tesseract-ocr-rus",
+        f"{TESSDATA}/ara.traineddata": "tesseract-ocr-ara",
     },
     # The status measurement loads gunicorn with wrk (Python threads stand in when it is missing).
     "benchmark": {
@@ -60,6 +72,11 @@ APT_PACKAGES = {
         "g++": "g++",
         "exiftool": "libimage-exiftool-perl",
         "wrk": "wrk",
+        # text in keyframes: Tesseract and its language packs (files, not binaries)
+        "tesseract": "tesseract-ocr",
+        f"{TESSDATA}/ukr.traineddata": "tesseract-ocr-ukr",
+        f"{TESSDATA}/rus.traineddata": "tesseract-ocr-rus",
+        f"{TESSDATA}/ara.traineddata": "tesseract-ocr-ara",
     },
 }
 INSTALL_HINT = (

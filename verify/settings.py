@@ -339,6 +339,10 @@ VERIFY_FFPROBE_TIMEOUT_S = env_positive_float("VERIFY_FFPROBE_TIMEOUT_S", 60.0)
 VERIFY_FFMPEG_TIMEOUT_S = env_positive_float("VERIFY_FFMPEG_TIMEOUT_S", 1800.0)
 VERIFY_MAX_KEYFRAMES = env_positive_int("VERIFY_MAX_KEYFRAMES", 200)
 VERIFY_KEYFRAME_INTERVAL_S = env_positive_float("VERIFY_KEYFRAME_INTERVAL_S", 10.0)
+# Text in keyframes (verify.ocr): Tesseract languages joined by "+"; empty turns OCR off.
+VERIFY_OCR_LANGUAGES = env.str("VERIFY_OCR_LANGUAGES", default="eng+ukr+rus+ara")
+VERIFY_OCR_CONFIDENCE_FLOOR = env_positive_float("VERIFY_OCR_CONFIDENCE_FLOOR", 70.0)
+VERIFY_TESSDATA_DIR = env.str("VERIFY_TESSDATA_DIR", default="/usr/share/tesseract-ocr/5/tessdata")
 # A cut is a scene score above VERIFY_SCENE_THRESHOLD on a small grey copy of the frames;
 # full-size frames scoring above the lower candidate threshold are written so that the first
 # frame after every cut is at hand without a second decoding pass.

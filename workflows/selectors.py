@@ -108,7 +108,7 @@ def media_item_list_for_user(*, user: Any) -> QuerySet[MediaItem]:
 
 def media_item_detail_for_user(*, user: Any) -> QuerySet[MediaItem]:
     """Return the visible media items with metadata and keyframes loaded for a detail view."""
-    keyframes = Keyframe.objects.order_by("timestamp_s")
+    keyframes = Keyframe.objects.select_related("text").order_by("timestamp_s")
     return (
         media_item_list_for_user(user=user)
         .select_related("metadata")

@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.reverse import reverse
 
-from verify.models import ContentCredentials, Keyframe, MediaItem, MediaMetadata, Timestamp
+from verify.models import ContentCredentials, Keyframe, KeyframeText, MediaItem, MediaMetadata, Timestamp
 from workflows.api.similarity import SeenBeforeField
 
 
@@ -97,8 +97,18 @@ class ContentCredentialsSerializer(serializers.ModelSerializer[ContentCredential
         read_only_fields = [f.name for f in ContentCredentials._meta.fields if f.name not in ("id", "media_item")]
 
 
+class KeyframeTextSerializer(serializers.ModelSerializer[KeyframeText]):
+    """Text Tesseract read in a keyframe: the words with their confidence and box [left, top, width, height]."""
+
+    class Meta:
+        model = KeyframeText
+        fields = ["text", "words", "languages", "engine"]
+        read_only_fields = fields
+
+
 class KeyframeSerializer(serializers.ModelSerializer[Keyframe]):
     image_url = serializers.SerializerMethodField()
+    text = serializers.SerializerMethodField(help_text="Text read in the frame; null when none was found.")
 
     class Meta:
         model = Keyframe
@@ -113,8 +123,17 @@ class KeyframeSerializer(serializers.ModelSerializer[Keyframe]):
             "image_url",
             "source_sha256",
             "ffmpeg_version",
+            "text",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(KeyframeTextSerializer(allow_null=True))
+    def get_text(self, keyframe: Keyframe) -> dict[str, Any] | None:
+        try:
+            found = keyframe.text
+        except KeyframeText.DoesNotExist:
+            return None
+        return dict(KeyframeTextSerializer(found).data)
 
     def get_image_url(self, keyframe: Keyframe) -> str:
         return reverse("keyframe-image", args=[keyframe.pk], request=self.context.get("request"))
