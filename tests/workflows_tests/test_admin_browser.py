@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -103,6 +105,21 @@ def save_full_page(driver: WebDriver, path: Path) -> None:
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
+DOC_IMAGES = ROOT / "docs" / "images"
+DOC_IMAGE_WIDTH = 900
+
+
+def save_doc_image(screenshot: Path, name: str) -> None:
+    """With VERIFY_DOC_IMAGES=1, write a reduced copy of a screenshot to docs/images for the README."""
+    if os.environ.get("VERIFY_DOC_IMAGES") != "1":
+        return
+    with Image.open(screenshot) as shot:
+        height = round(shot.height * DOC_IMAGE_WIDTH / shot.width)
+        small = shot.convert("RGB").resize((DOC_IMAGE_WIDTH, height), Image.Resampling.LANCZOS)
+    DOC_IMAGES.mkdir(parents=True, exist_ok=True)
+    small.quantize(colors=96, method=Image.Quantize.MEDIANCUT).save(DOC_IMAGES / name, optimize=True)
+
+
 def test_a_reviewer_proposes_a_verdict_and_a_lead_closes_the_case_in_the_browser(
     worker, live_server, browser, footage_dir
 ):
@@ -195,6 +212,7 @@ def test_a_reviewer_proposes_a_verdict_and_a_lead_closes_the_case_in_the_browser
     screenshot = ARTIFACTS / "admin-case-page.png"
     save_full_page(browser, screenshot)
     assert screenshot.stat().st_size > 10_000
+    save_doc_image(screenshot, "desk-case-page.png")
     # the case list shows it closed, with its verdict and a blurred thumbnail
     browser.get(f"{live_server.url}/admin/workflows/case/")
     row = wait_for(browser, "#result_list tbody tr")
@@ -203,3 +221,4 @@ def test_a_reviewer_proposes_a_verdict_and_a_lead_closes_the_case_in_the_browser
     violations = axe_violations(browser)
     assert not violations, violations_text(violations)
     save_full_page(browser, ARTIFACTS / "admin-case-list.png")
+    save_doc_image(ARTIFACTS / "admin-case-list.png", "desk-case-list.png")
