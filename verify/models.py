@@ -252,7 +252,8 @@ class KeyframeText(models.Model):
     media_item = models.ForeignKey(MediaItem, on_delete=models.CASCADE, related_name="keyframe_texts")
     text = models.TextField(help_text="The words in reading order, one line per text line.")
     words = models.JSONField(
-        default=list, help_text="Each word: text, confidence (0-100) and box [left, top, width, height] in frame pixels."
+        default=list,
+        help_text="Each word: text, confidence (0-100) and box [left, top, width, height] in frame pixels.",
     )
     languages = models.CharField(max_length=100, help_text="Tesseract languages used, e.g. eng+ukr+rus+ara.")
     engine = models.CharField(max_length=100, blank=True, help_text="The Tesseract version that read it.")
