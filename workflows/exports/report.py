@@ -38,6 +38,8 @@ class MediaSection:
     credentials: ContentCredentials | None
     signals: list[dict[str, str]]
     timestamps: list[Any]
+    # Less decoded than the container declares (verify.decoding): shown above everything else.
+    partial: dict[str, str] | None = None
     seen_before: list[Any] = field(default_factory=list)
 
 
@@ -91,6 +93,7 @@ def _media_sections(case: Case, *, user: Any, show_graphic: bool) -> list[MediaS
         metadata = getattr(item, "metadata", None) if hasattr(item, "metadata") else None
         keyframes = Keyframe.objects.filter(media_item=item).order_by("timestamp_s")
         credentials = ContentCredentials.objects.filter(media_item=item).first()
+        signals = list(metadata.signals) if metadata is not None else []
         sections.append(
             MediaSection(
                 item=item,
@@ -101,7 +104,8 @@ def _media_sections(case: Case, *, user: Any, show_graphic: bool) -> list[MediaS
                 ],
                 contact_sheet=_data_uri(item.contact_sheet.name, width_px=_SHEET_PX, blur=not show_graphic),
                 credentials=credentials,
-                signals=list(metadata.signals) if metadata is not None else [],
+                signals=[s for s in signals if s.get("code") != "partial"],
+                partial=next((s for s in signals if s.get("code") == "partial"), None),
                 timestamps=list(item.timestamps.all()),
                 seen_before=[entry for entry in seen.entries if entry.media_item_id == item.pk],
             )
