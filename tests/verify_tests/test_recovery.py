@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -282,3 +283,43 @@ def test_fault_drill_smoke_prints_the_recovery_table():
     assert succeeded != "never"
     assert float(succeeded.split()[0]) < RECOVERY_BOUND_S
     assert rows["final state, attempts"].rstrip(" |") == "succeeded, 2"
+
+
+def test_up_restarts_a_worker_that_died_and_says_so(tmp_path: Path):
+    # given: `manage.py up` on its own var/, serving
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in {"DATABASE_URL", "CELERY_BROKER_URL", "MEDIA_ROOT", "VERIFY_BROKER_DIR", "DJANGO_SECRET_KEY"}
+    }
+    env["VERIFY_VAR_DIR"] = str(tmp_path / "var")
+    log_path = tmp_path / "up.log"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with log_path.open("wb") as log:
+        up = subprocess.Popen(
+            [sys.executable, "manage.py", "up", "--bind", f"127.0.0.1:{port}", "--web-workers", "1",
+             "--concurrency", "1"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    output = lambda: log_path.read_text(errors="replace")  # noqa: E731
+    try:
+        wait_until(lambda: "Press Ctrl-C to stop." in output() or up.poll() is not None, 120, "the banner")
+        assert up.poll() is None, output()[-3000:]
+        worker_pid = next(pid for pid in _children(up.pid) if b"celery" in Path(f"/proc/{pid}/cmdline").read_bytes())
+        # when: the worker's main process dies
+        os.kill(worker_pid, signal.SIGKILL)
+        # then: up says so, starts a new worker, and keeps serving
+        wait_until(lambda: output().count(" ready.") >= 2 or up.poll() is not None, 60, "the worker to restart")
+        assert up.poll() is None, output()[-3000:]
+        assert "The worker process stopped unexpectedly (exit code -9); restarting it in 1 s." in output()
+        assert "The worker process was restarted." in output()
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=40) == 0
+    finally:
+        try:
+            os.killpg(up.pid, signal.SIGKILL)  # whatever is left of its process group
+        except ProcessLookupError:
+            pass
+        up.wait()
