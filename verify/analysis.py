@@ -20,9 +20,12 @@ from django.utils import timezone
 from PIL import Image
 
 from verify import decoding, exif, ffmpeg, jobs, ocr, photo_analysis, photos
+from verify.fetching import fetch
 from verify.frame_digests import FrameDigester, frame_digest
 from verify.frames import (
+    REASON_SCENE,
     CandidateFrame,
+    SheetHeader,
     contact_sheet_render,
     frames_judge,
     keyframes_choose,
@@ -46,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 # Progress percent at the start of each stage; the keyframe pass fills the span to HASHES.
 _STAGE_PERCENT: dict[str, int] = {
+    MediaItem.Stage.FETCHING: 0,
     MediaItem.Stage.PROBE: 2,
     MediaItem.Stage.KEYFRAMES: 5,
     MediaItem.Stage.HASHES: 80,
@@ -63,11 +67,10 @@ def analysis_run(*, media_item_id: int) -> None:
     ``jobs.job_claim``), and the outputs are replaced wholesale, so a re-run converges to the
     same rows and files.
     """
-    item = jobs.job_claim(
-        media_item_id=media_item_id,
-        stage=MediaItem.Stage.PROBE,
-        progress_percent=_STAGE_PERCENT[MediaItem.Stage.PROBE],
-    )
+    # An item submitted as a link has no original until its fetching stage stores one.
+    unfetched = MediaItem.objects.filter(pk=media_item_id, sha256__isnull=True).exists()
+    stage = MediaItem.Stage.FETCHING if unfetched else MediaItem.Stage.PROBE
+    item = jobs.job_claim(media_item_id=media_item_id, stage=stage, progress_percent=_STAGE_PERCENT[stage])
     if item is None:
         return
     with jobs.job_lease(item):
@@ -101,6 +104,10 @@ def _analyse_and_record(item: MediaItem) -> None:
 
 
 def _analyse(item: MediaItem) -> None:
+    if item.sha256 is None:
+        fetch.media_item_fetch(item)
+        item.refresh_from_db()
+        _progress(item, MediaItem.Stage.PROBE)
     with original_local_path(item) as path:
         kind = photo_analysis.file_kind(path)
         tags = photo_analysis.exif_tags(path)
@@ -133,7 +140,9 @@ def _analyse(item: MediaItem) -> None:
             ocr.media_item_ocr(item, {c.frame.timestamp_s: c.frame.path for c in chosen})
             _progress(item, MediaItem.Stage.CONTACT_SHEET)
             kept = [(c.frame.timestamp_s, digests.digest(c.frame.path)) for c in chosen]
-            _contact_sheet_save(item, [(digest.tile(), timestamp_s) for timestamp_s, digest in kept], workdir)
+            tiles = [(digest.tile(), timestamp_s) for timestamp_s, digest in kept]
+            cuts = {index for index, c in enumerate(chosen) if REASON_SCENE in c.reasons}
+            _contact_sheet_save(item, tiles, workdir, cuts=cuts, duration_s=probe.duration_s)
             matching.media_matches_update(media_item=item, frames=[(t, digest.pdq) for t, digest in kept])
 
 
@@ -367,9 +376,13 @@ def _keyframes_save(
         )
 
 
-def _contact_sheet_save(item: MediaItem, tiles: list[tuple[Image.Image, float]], workdir: Path) -> None:
+def _contact_sheet_save(
+    item: MediaItem, tiles: list[tuple[Image.Image, float]], workdir: Path, *, cuts: set[int] | None = None,
+    duration_s: float | None = None,
+) -> None:  # fmt: skip
     sheet_path = workdir / "contact-sheet.jpg"
-    contact_sheet_render(tiles, sheet_path)
+    header = SheetHeader(item.original_filename, item.sha256 or "", item.case_id, duration_s)
+    contact_sheet_render(tiles, sheet_path, header=header, cuts=cuts or set())
     name = _replace_file(_derived_name(item, "contact-sheet.jpg"), sheet_path)
     MediaItem.objects.filter(pk=item.pk).update(contact_sheet=name, updated_at=timezone.now())
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,6 +168,28 @@ CONTACT_SHEET_COLUMNS = 5
 CONTACT_SHEET_TILE_WIDTH = 320
 _LABEL_HEIGHT = 28
 _GAP = 8
+_HEADER_LINE_HEIGHT = 22
+_CUT_COLOUR = (255, 140, 0)
+_CUT_BAR_PX = 6
+
+
+@dataclass(frozen=True)
+class SheetHeader:
+    """What a contact sheet says about its footage above the frames."""
+
+    file_name: str
+    sha256: str
+    case_id: int | None
+    duration_s: float | None  # None: a still, or a duration the container does not declare
+
+    def lines(self) -> list[str]:
+        duration = f"duration {format_timestamp(self.duration_s)}" if self.duration_s is not None else ""
+        case = f"case {self.case_id}" if self.case_id is not None else ""
+        return [
+            self.file_name or "(no file name)",
+            f"SHA-256 {self.sha256[:16]}",
+            " · ".join(part for part in (case, duration) if part),
+        ]
 
 
 def contact_sheet_tile(image: Image.Image) -> Image.Image:
@@ -177,11 +199,29 @@ def contact_sheet_tile(image: Image.Image) -> Image.Image:
     return tile
 
 
-def contact_sheet_render(tiles: Sequence[tuple[Image.Image, float]], destination: Path) -> tuple[int, int]:
+def _fitted(
+    draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: float
+) -> str:
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def contact_sheet_render(
+    tiles: Sequence[tuple[Image.Image, float]],
+    destination: Path,
+    *,
+    header: SheetHeader | None = None,
+    cuts: Collection[int] = (),
+) -> tuple[int, int]:
     """Draw the frames as a grid with each timestamp printed under its tile; return the size.
 
     Tiles keep their aspect ratio inside a cell as tall as the tallest scaled frame, so
     portrait phone video and landscape footage sit on the same sheet without distortion.
+    ``header`` prints the file's facts above the grid; the tiles at the indexes in ``cuts``
+    (the first frames after a hard cut) get an orange bar and "cut" beside their time.
     """
     if not tiles:
         raise ValueError("a contact sheet needs at least one frame")
@@ -190,21 +230,30 @@ def contact_sheet_render(tiles: Sequence[tuple[Image.Image, float]], destination
     cell_height = min(cell_height, CONTACT_SHEET_TILE_WIDTH * 2)
     columns = min(CONTACT_SHEET_COLUMNS, len(tiles))
     rows = -(-len(tiles) // columns)
+    header_lines = [line for line in header.lines() if line] if header is not None else []
+    header_height = len(header_lines) * _HEADER_LINE_HEIGHT + (_GAP if header_lines else 0)
     sheet_width = columns * CONTACT_SHEET_TILE_WIDTH + (columns + 1) * _GAP
-    sheet_height = rows * (cell_height + _LABEL_HEIGHT) + (rows + 1) * _GAP
+    sheet_height = header_height + rows * (cell_height + _LABEL_HEIGHT) + (rows + 1) * _GAP
     sheet = Image.new("RGB", (sheet_width, sheet_height), (24, 24, 24))
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=18)
+    header_font = ImageFont.load_default(size=16)
+    for index, line in enumerate(header_lines):
+        text = _fitted(draw, line, header_font, sheet_width - 2 * _GAP)
+        draw.text((_GAP, _GAP + index * _HEADER_LINE_HEIGHT), text, fill=(240, 240, 240), font=header_font)
     for index, (image, timestamp_s) in enumerate(tiles):
         row, column = divmod(index, columns)
         left = _GAP + column * (CONTACT_SHEET_TILE_WIDTH + _GAP)
-        top = _GAP + row * (cell_height + _LABEL_HEIGHT + _GAP)
+        top = header_height + _GAP + row * (cell_height + _LABEL_HEIGHT + _GAP)
         tile = image.convert("RGB")
         tile.thumbnail((CONTACT_SHEET_TILE_WIDTH, cell_height))
         offset_x = left + (CONTACT_SHEET_TILE_WIDTH - tile.width) // 2
         offset_y = top + (cell_height - tile.height) // 2
         sheet.paste(tile, (offset_x, offset_y))
         label = format_timestamp(timestamp_s)
+        if index in cuts:
+            draw.rectangle((left, top, left + CONTACT_SHEET_TILE_WIDTH - 1, top + _CUT_BAR_PX - 1), fill=_CUT_COLOUR)
+            draw.text((left, top + cell_height + 4), "cut", fill=_CUT_COLOUR, font=font)
         text_width = draw.textlength(label, font=font)
         draw.text(
             (left + (CONTACT_SHEET_TILE_WIDTH - text_width) / 2, top + cell_height + 4),

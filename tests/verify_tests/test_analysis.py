@@ -95,6 +95,12 @@ def test_analysis_contact_sheet_shows_every_keyframe(api, worker, shots_clip: Pa
     columns = min(5, len(detail["keyframes"]))
     assert sheet.width >= columns * 320
     assert sheet.height > 240  # at least one row of tiles plus the timestamp labels
+    # the first frame after each cut carries an orange bar; the others do not (header: three lines)
+    rgb = sheet.convert("RGB")
+    tops = {index: 3 * 22 + 8 + 8 + (index // 5) * (240 + 28 + 8) + 2 for index in range(len(detail["keyframes"]))}
+    barred = [rgb.getpixel((8 + (i % 5) * 328 + 160, top))[0] > 200 for i, top in tops.items()]  # type: ignore[index]
+    assert barred == ["scene" in keyframe["reasons"] for keyframe in detail["keyframes"]]
+    assert sum(barred) == 3  # cuts at 2, 4 and 6 s
 
 
 def darkest_corner(image: Image.Image, patch: int = 24) -> str:

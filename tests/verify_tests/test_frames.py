@@ -8,12 +8,14 @@ import ffmpeg as ffmpeg_python
 import imagehash
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
+from verify import ocr
 from verify.ffmpeg import REFERENCE_SOURCES, SelectedFrame
 from verify.frame_digests import FrameDigester, frame_digest
 from verify.frames import (
     CandidateFrame,
+    SheetHeader,
     contact_sheet_render,
     contact_sheet_tile,
     format_timestamp,
@@ -170,6 +172,33 @@ def test_contact_sheet_lays_out_tiles_in_rows(tmp_path):
     assert Image.open(tmp_path / "sheet.jpg").size == (width, height)
     assert width == 5 * 320 + 6 * 8
     assert height == 2 * (180 + 28) + 3 * 8
+
+
+def test_contact_sheet_header_names_the_file_and_cut_tiles_are_marked(tmp_path):
+    # given: three grey frames, the second the first after a cut
+    tiles = [(Image.new("RGB", (320, 180), (90, 90, 90)), t) for t in (0.0, 15.0, 20.0)]
+    header = SheetHeader("village-square.mp4", "464577c8" + "0" * 56, 12, 120.0)
+
+    # when
+    contact_sheet_render(tiles, tmp_path / "sheet.jpg", header=header, cuts={1})
+
+    # then: the header reads as the file's facts, above the frames
+    with Image.open(tmp_path / "sheet.jpg") as sheet:
+        sheet.load()
+    header_px = 3 * 22 + 8
+    top = ImageOps.invert(sheet.crop((0, 0, sheet.width, header_px))).resize((sheet.width * 3, header_px * 3))
+    words = ocr.image_words(top, languages="eng", confidence_floor=50.0)
+    text = " ".join(word.text for word in words)
+    for expected in ("village-square", "464577c800000000", "case 12", "02:00.000"):
+        assert expected in text, text
+    # and: only the tile after the cut has the orange bar, with "cut" beside its time
+    tile_top = header_px + 8
+
+    def bar(column: int) -> tuple[int, ...]:
+        return tuple(sheet.getpixel((8 + column * 328 + 160, tile_top + 2)))  # type: ignore[arg-type]
+
+    assert bar(1)[0] > 200 and bar(1)[2] < 80
+    assert bar(0)[0] < 120 and bar(2)[0] < 120
 
 
 def test_contact_sheet_needs_a_frame(tmp_path):
