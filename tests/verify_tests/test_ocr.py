@@ -70,3 +70,9 @@ def test_ocr_finds_no_words_in_a_frame_without_text(tmp_path: Path, source: str)
 def test_ocr_is_off_with_no_languages() -> None:
     assert ocr.languages_setting("") == ""
     assert ocr.languages_setting("eng, ukr") == "eng+ukr"
+
+
+def test_ocr_reads_a_sign_in_front_of_texture(tmp_path: Path) -> None:
+    frame = sign_frame(tmp_path / "texture.jpg", "вулиця Шевченка", source="cellauto=s=1280x720")
+
+    assert [w.text for w in _words(frame, "eng+ukr+rus+ara")] == ["вулиця", "Шевченка"]
