@@ -8,6 +8,7 @@ media root, the broker folder and the queue names.
 import os
 import secrets
 import shutil
+import socket
 import tempfile
 import uuid
 
@@ -23,6 +24,12 @@ os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.pop("AWS_STORAGE_BUCKET_NAME", None)
 # OCR costs Tesseract time on every keyframe; the OCR tests turn it on where they need it.
 os.environ["VERIFY_OCR_LANGUAGES"] = ""
+# The one local address fetches may reach: the tests' own HTTP server (tests/fetch_server.py) binds it.
+with socket.socket() as _probe:
+    _probe.bind(("127.0.0.1", 0))
+    FETCH_SERVER_PORT = _probe.getsockname()[1]
+os.environ["VERIFY_FETCH_ALLOWED_ADDRESSES"] = f"127.0.0.1:{FETCH_SERVER_PORT}"
+os.environ["VERIFY_FETCH_SERVER_PORT"] = str(FETCH_SERVER_PORT)
 
 
 def pytest_report_header() -> str:

@@ -364,7 +364,7 @@ def _keyframes_save(
                 width=candidate.width,
                 height=candidate.height,
                 phash=str(candidate.phash),
-                source_sha256=item.sha256,
+                source_sha256=item.sha256 or "",
                 ffmpeg_version=decoder,
             )
         )

@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from verify import jobs, sniffing, timestamps
+from verify.fetching.models import SourcePost
 from verify.models import MediaItem
 from verify.originals import file_sha256, original_storage_name
 
@@ -78,3 +79,21 @@ def _content_check(head: bytes) -> None:
     if not sniffed.accepted:
         message = sniffing.rejection_message(sniffed.kind)
         raise ValidationError({"file": [ValidationError(message, code="unsupported_content")]})
+
+
+def media_item_create_from_link(
+    *, case: Any, url: str, uploaded_by: Any, mode: str = "", refetch: bool = False
+) -> MediaItem:
+    """Record a link to fetch in a case and queue the job that fetches and then analyses it.
+
+    The item has no original and no SHA-256 until the worker's fetching stage stores the bytes
+    (``verify.fetching``); the post it came from is a ``SourcePost``.
+    """
+    with transaction.atomic():
+        post = SourcePost.objects.create(submitted_url=url, refetch=refetch, requested_by=uploaded_by)
+        item = MediaItem.objects.create(
+            case=case, original="", size_bytes=0, sha256=None, source_post=post, uploaded_by=uploaded_by,
+            mode=mode or settings.VERIFY_ANALYSIS_MODE,
+        )  # fmt: skip
+        transaction.on_commit(functools.partial(jobs.analysis_enqueue, media_item_id=item.pk), robust=True)
+    return item

@@ -31,7 +31,7 @@ def originals_verify(*, checked_before: Any = None, limit: int | None = None) ->
     ``original_integrity_failed`` so that its case can be flagged; an item that was flagged
     stays flagged until a check finds the bytes intact again.
     """
-    due = MediaItem.objects.all()
+    due = MediaItem.objects.exclude(original="")  # a link not fetched (yet) has no original
     if checked_before is not None:
         due = due.filter(Q(integrity_checked_at__isnull=True) | Q(integrity_checked_at__lt=checked_before))
     names = list(due.order_by("original").values_list("original", flat=True).distinct()[:limit])

@@ -22,6 +22,7 @@ class MediaItem(models.Model):
 
     class Stage(models.TextChoices):
         WAITING = "waiting"
+        FETCHING = "fetching"  # a submitted link: the post and its media are being fetched
         PROBE = "probe"
         KEYFRAMES = "keyframes"
         HASHES = "hashes"
@@ -41,7 +42,8 @@ class MediaItem(models.Model):
         max_length=255, blank=True, help_text="The name the client sent, for display only."
     )
     size_bytes = models.PositiveBigIntegerField(editable=False)
-    sha256 = models.CharField(max_length=64, db_index=True, editable=False)
+    # Null until a submitted link is fetched: unknown, and never equal to another item's in a join.
+    sha256 = models.CharField(max_length=64, null=True, db_index=True, editable=False)  # noqa: DJ001
     mime_type = models.CharField(max_length=100, blank=True, editable=False)
     duplicate_of = models.ForeignKey(
         "self",
@@ -53,6 +55,13 @@ class MediaItem(models.Model):
     )
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="uploaded_media")
     uploaded_at = models.DateTimeField(auto_now_add=True)
+    # Submitted as a link (verify.fetching): the post it came from, its place in an album, bytes so far.
+    source_post = models.ForeignKey(
+        "verify.SourcePost", null=True, blank=True, on_delete=models.PROTECT, related_name="media_items"
+    )
+    source_position = models.PositiveSmallIntegerField(null=True, blank=True)
+    fetched_bytes = models.PositiveBigIntegerField(default=0, help_text="Bytes of a link's media fetched so far.")
+    fetch_total_bytes = models.PositiveBigIntegerField(null=True, blank=True, help_text="As the source announced.")
 
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.FULL)
     state = models.CharField(max_length=20, choices=State.choices, default=State.QUEUED, db_index=True)
@@ -94,7 +103,7 @@ class MediaItem(models.Model):
         indexes = [models.Index(fields=["case", "state"])]
 
     def __str__(self) -> str:
-        return f"media {self.pk} ({self.sha256[:12]})"
+        return f"media {self.pk} ({(self.sha256 or 'not fetched')[:12]})"
 
     @property
     def is_finished(self) -> bool:
@@ -392,3 +401,6 @@ class Timestamp(models.Model):
 
     def __str__(self) -> str:
         return f"timestamp of media {self.media_item_id} by {self.tsa_url}: {self.state}"
+
+
+from verify.fetching.models import SourcePost  # noqa: E402,F401  (registers the model with this app)

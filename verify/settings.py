@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from verify.checks import NEW_KEY_HINT, is_loopback_host, secret_key_weakness
+from verify.fetching.egress import allowed_address_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -461,6 +462,27 @@ for _tsa_url in VERIFY_TSA_URLS:
 VERIFY_TSA_CA_FILE = env.str("VERIFY_TSA_CA_FILE", default="")
 VERIFY_TSA_TIMEOUT_S = env_positive_float("VERIFY_TSA_TIMEOUT_S", 10.0)
 VERIFY_TSA_RETRY_S = env_positive_float("VERIFY_TSA_RETRY_S", 60.0)
+
+# --- fetching links (verify.fetching) ---
+# Every outbound connection of a fetch goes through the egress guard, which refuses loopback,
+# private, link-local, CGNAT, multicast, reserved and unspecified addresses. These host:port
+# pairs (IP addresses; IPv6 in brackets) are let through all the same: for a test server only.
+VERIFY_FETCH_ALLOWED_ADDRESSES = env.list("VERIFY_FETCH_ALLOWED_ADDRESSES", default=[])
+for _allowed in VERIFY_FETCH_ALLOWED_ADDRESSES:
+    try:
+        allowed_address_parse(_allowed)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"VERIFY_FETCH_ALLOWED_ADDRESSES: {_exc}") from None
+VERIFY_FETCH_MAX_BYTES = env_positive_int("VERIFY_FETCH_MAX_BYTES", VERIFY_MAX_UPLOAD_BYTES)
+VERIFY_FETCH_MAX_DURATION_S = env_positive_float("VERIFY_FETCH_MAX_DURATION_S", VERIFY_MAX_DURATION_S)
+VERIFY_FETCH_TIMEOUT_S = env_positive_float("VERIFY_FETCH_TIMEOUT_S", 1800.0)  # a whole fetch
+VERIFY_FETCH_STALL_TIMEOUT_S = env_positive_float("VERIFY_FETCH_STALL_TIMEOUT_S", 30.0)  # no byte for this long
+VERIFY_FETCH_MAX_REDIRECTS = env_positive_int("VERIFY_FETCH_MAX_REDIRECTS", 10)
+VERIFY_FETCH_MAX_PAGE_BYTES = env_positive_int("VERIFY_FETCH_MAX_PAGE_BYTES", 5 * 1024**2)  # the post page kept
+VERIFY_FETCH_MAX_INFO_BYTES = env_positive_int("VERIFY_FETCH_MAX_INFO_BYTES", 1024**2)  # yt-dlp's info JSON kept
+# Telegram beyond public posts (Telethon): both or neither.
+VERIFY_TELEGRAM_API_ID = env.str("VERIFY_TELEGRAM_API_ID", default="")
+VERIFY_TELEGRAM_API_HASH = env.str("VERIFY_TELEGRAM_API_HASH", default="")
 
 LOGGING = {
     "version": 1,

@@ -77,6 +77,7 @@ def media_submitted_event(*, item: MediaItem, actor: Any, duplicate_in_case: int
         "size_bytes": item.size_bytes,
         "original_filename": item.original_filename,
         "duplicate_of": duplicate_in_case,
+        **({"url": item.source_post.submitted_url} if item.source_post is not None else {}),
     }
     return audit_record(case=item.case, actor=actor, action=AuditEvent.Action.MEDIA_SUBMITTED, obj=item, after=after)
 

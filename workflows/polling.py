@@ -32,7 +32,10 @@ from workflows.transitions import Role
 # The user fields the API reads; any other field loads on first access (Django's deferred fields).
 USER_FIELDS = frozenset({"id", "username", "is_active", "is_superuser", "is_staff"})
 # The columns of the status answer, in order.
-STATUS_FIELDS = ("id", "state", "stage", "progress_percent", "error_code", "error_message", "attempts", "updated_at")
+STATUS_FIELDS = (
+    "id", "state", "stage", "progress_percent", "fetched_bytes", "fetch_total_bytes", "error_code", "error_message",
+    "attempts", "updated_at",
+)  # fmt: skip
 # Largest id a bigint column holds; a larger number in a URL is simply not found.
 _MAX_ID = 2**63 - 1
 

@@ -133,7 +133,8 @@ def package_build(*, export: Export, report_pdf: bytes, progress: Callable[[int]
     pending: list[dict[str, Any]] = []
     tsa_numbers: dict[str, int] = {}
     for index, item in enumerate(items):
-        if f"originals/{item.sha256}" not in parts.paths:  # the same bytes submitted twice are one file
+        # The same bytes submitted twice are one file; a link that was never fetched has none.
+        if item.sha256 is not None and f"originals/{item.sha256}" not in parts.paths:
             parts.add_stored(
                 f"originals/{item.sha256}",
                 item.original.name,

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from verify.intake import media_item_create
+from verify.intake import media_item_create, media_item_create_from_link
 from verify.models import MediaItem
 from workflows import events, transitions
 from workflows.models import Case, ChecklistItem, Status
@@ -43,15 +43,25 @@ def case_create(
 
 
 def case_media_submit(
-    *, case: Case | None, claim_fields: dict[str, Any], upload: UploadedFile, submitted_by: Any, mode: str = ""
+    *,
+    case: Case | None,
+    claim_fields: dict[str, Any],
+    submitted_by: Any,
+    upload: UploadedFile | None = None,
+    url: str = "",
+    refetch: bool = False,
+    mode: str = "",
 ) -> MediaItem:
-    """Add an uploaded file to a case, opening the case from claim_fields when none is given."""
+    """Add an uploaded file, or a link the worker fetches, to a case; open one from claim_fields if none is given."""
     with transaction.atomic():
         if case is None:
             case = case_create(created_by=submitted_by, **claim_fields)
         else:
             case = _case_evidence_arrive(case=case, actor=submitted_by)
-        item = media_item_create(case=case, upload=upload, uploaded_by=submitted_by, mode=mode)
+        if upload is not None:
+            item = media_item_create(case=case, upload=upload, uploaded_by=submitted_by, mode=mode)
+        else:
+            item = media_item_create_from_link(case=case, url=url, uploaded_by=submitted_by, mode=mode, refetch=refetch)
         events.media_submitted_event(item=item, actor=submitted_by, duplicate_in_case=_duplicate_in_case(item))
     return item
 
@@ -92,6 +102,8 @@ def _case_evidence_arrive(*, case: Case, actor: Any) -> Case:
 def _duplicate_in_case(item: MediaItem) -> int | None:
     # Everyone reading the history may see this case, not necessarily the case holding the
     # earliest copy of the bytes: only an earlier copy in the same case is named.
+    if item.sha256 is None:  # a link: its bytes are not known yet
+        return None
     earlier = MediaItem.objects.filter(case_id=item.case_id, sha256=item.sha256, pk__lt=item.pk).order_by("pk")
     return earlier.values_list("pk", flat=True).first()
 

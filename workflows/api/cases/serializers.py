@@ -1,6 +1,7 @@
 """Serializers for cases, their review, and for submitting media to them."""
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -175,9 +176,17 @@ class CaseDetailSerializer(CaseSerializer):
 
 
 class MediaSubmissionSerializer(serializers.Serializer[Any]):
-    """A file and either an existing case or the claim that opens a new one."""
+    """A file or a link, and either an existing case or the claim that opens a new one."""
 
-    file = serializers.FileField(allow_empty_file=False, use_url=False)
+    file = serializers.FileField(allow_empty_file=False, use_url=False, required=False)
+    url = serializers.URLField(
+        max_length=2000,
+        required=False,
+        help_text="Instead of a file: a post or media link (Telegram, YouTube, X, TikTok, a page, a file) to fetch.",
+    )
+    refetch = serializers.BooleanField(
+        required=False, default=False, help_text="With url: fetch again even if this post was fetched before."
+    )
     case = serializers.PrimaryKeyRelatedField(
         queryset=Case.objects.all(), required=False, allow_null=True, help_text="Add to this case."
     )
@@ -196,7 +205,15 @@ class MediaSubmissionSerializer(serializers.Serializer[Any]):
         if visible_cases is not None:
             self.fields["case"].queryset = visible_cases  # type: ignore[attr-defined]
 
+    def validate_url(self, value: str) -> str:
+        if urlsplit(value).scheme.lower() not in ("http", "https"):
+            raise serializers.ValidationError("Only http and https links can be fetched.", code="unsupported_url")
+        return value
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("file" in attrs) == ("url" in attrs):
+            message = "Send either a file or a url." if "file" in attrs else "Send a file or a url."
+            raise serializers.ValidationError({"file": [message]}, code="required")
         if attrs.get("case") is None:
             missing = [name for name in ("title", "claim") if not attrs.get(name)]
             if missing:

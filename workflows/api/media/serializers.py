@@ -8,6 +8,7 @@ from rest_framework import serializers
 from rest_framework.reverse import reverse
 
 from verify.models import ContentCredentials, Keyframe, KeyframeText, MediaItem, MediaMetadata, Timestamp
+from workflows.api.media.posts import SourcePostSerializer, post_signals, source_post_body
 from workflows.api.similarity import SeenBeforeField
 
 
@@ -27,7 +28,10 @@ class AnalysisStatusSerializer(serializers.ModelSerializer[MediaItem]):
 
     class Meta:
         model = MediaItem
-        fields = ["id", "state", "stage", "progress_percent", "error", "detail", "attempts", "updated_at"]
+        fields = [
+            "id", "state", "stage", "progress_percent", "fetched_bytes", "fetch_total_bytes", "error", "detail",
+            "attempts", "updated_at",
+        ]  # fmt: skip
         read_only_fields = fields
 
     @extend_schema_field(AnalysisErrorSerializer(allow_null=True))
@@ -66,6 +70,8 @@ def analysis_status_body(row: dict[str, Any]) -> dict[str, Any]:
         "state": row["state"],
         "stage": row["stage"],
         "progress_percent": row["progress_percent"],
+        "fetched_bytes": row["fetched_bytes"],
+        "fetch_total_bytes": row["fetch_total_bytes"],
         "error": _analysis_error(row["error_code"], row["error_message"]),
         "detail": _analysis_detail(row["state"], row["attempts"]),
         "attempts": row["attempts"],
@@ -169,6 +175,8 @@ class MediaItemSerializer(AnalysisStatusSerializer):
             "state",
             "stage",
             "progress_percent",
+            "fetched_bytes",
+            "fetch_total_bytes",
             "error",
             "attempts",
             "started_at",
@@ -214,6 +222,7 @@ class MediaItemDetailSerializer(MediaItemSerializer):
     )
     c2pa = serializers.SerializerMethodField(help_text="Content Credentials; null where the format carries none.")
     timestamps = TimestampSerializer(many=True, read_only=True, help_text="RFC 3161 timestamps of the original.")
+    source_post = serializers.SerializerMethodField(help_text="The post a submitted link led to; null for an upload.")
 
     class Meta(MediaItemSerializer.Meta):
         fields = [
@@ -230,13 +239,18 @@ class MediaItemDetailSerializer(MediaItemSerializer):
             "signals",
             "c2pa",
             "timestamps",
+            "source_post",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(SourcePostSerializer(allow_null=True))
+    def get_source_post(self, item: MediaItem) -> dict[str, Any] | None:
+        return source_post_body(item)
 
     @extend_schema_field(SignalSerializer(many=True))
     def get_signals(self, item: MediaItem) -> list[dict[str, str]]:
         metadata = getattr(item, "metadata", None)
-        return list(metadata.signals) if metadata is not None else []
+        return [*(metadata.signals if metadata is not None else []), *post_signals(item)]
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_partial(self, item: MediaItem) -> str | None:

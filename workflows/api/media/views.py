@@ -89,7 +89,10 @@ class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         request={"multipart/form-data": MediaSubmissionSerializer},
         responses={202: MediaItemSerializer},
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
-        description="Upload a file to an existing case or open a new case with the claim fields.",
+        description=(
+            "Upload a file, or send a link (url) the worker fetches, to an existing case or to a new case opened "
+            "with the claim fields."
+        ),
     )
     @idempotent
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -101,7 +104,9 @@ class MediaItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         item = services.case_media_submit(
             case=submission.validated_data.get("case"),
             claim_fields=submission.claim_fields(),
-            upload=submission.validated_data["file"],
+            upload=submission.validated_data.get("file"),
+            url=submission.validated_data.get("url", ""),
+            refetch=submission.validated_data.get("refetch", False),
             submitted_by=request.user,
             mode=submission.validated_data.get("mode", ""),
         )
