@@ -27,7 +27,10 @@ from workflows.models import Case
 
 pytestmark = pytest.mark.django_db
 
-STATUS_KEYS = {"id", "state", "stage", "progress_percent", "error", "detail", "attempts", "updated_at"}
+STATUS_KEYS = {
+    "id", "state", "stage", "progress_percent", "fetched_bytes", "fetch_total_bytes", "error", "detail", "attempts",
+    "updated_at",
+}  # fmt: skip
 
 
 def _submit(clip: Path, *, user: Any, case: Case | None = None, title: str = "Claimed footage") -> MediaItem:
