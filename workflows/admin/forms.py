@@ -24,7 +24,7 @@ class TransitionForm(forms.Form):
 
 class MediaItemChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
     def label_from_instance(self, obj: Any) -> str:
-        return f"#{obj.pk} {obj.original_filename or obj.sha256[:12]}"
+        return f"#{obj.pk} {obj.original_filename or (obj.sha256 or 'a link')[:12]}"
 
 
 class NoteForm(forms.Form):
