@@ -9,7 +9,7 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sub
 
 from verify.models import Keyframe, MediaItem, MediaMatch
 from verify.similarity import matching
-from workflows.models import AuditEvent, Case, Note, ReviewerPreference
+from workflows.models import AuditEvent, Case, Export, Note, ReviewerPreference
 from workflows.transitions import Role
 
 
@@ -135,6 +135,11 @@ def case_desk_list_for_user(*, user: Any) -> QuerySet[Case]:
         media_count=Count("media_items", distinct=True),
         thumbnail_keyframe_id=Subquery(first_keyframe.values("pk")[:1]),
     )
+
+
+def export_list_for_user(*, user: Any) -> QuerySet[Export]:
+    """Return the reports and packages of the cases this user may see, newest first."""
+    return Export.objects.filter(case__in=case_list_for_user(user=user).values("pk")).select_related("requested_by")
 
 
 def user_list_assignable() -> QuerySet[Any]:

@@ -14,11 +14,10 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from verify.admin import KeyframeInline, MediaMetadataInline
 from verify.admin import MediaItemAdmin as EvidenceMediaItemAdmin
 from verify.models import MediaItem
 from workflows import search, selectors
-from workflows.admin import presenters, sun_panel, views
+from workflows.admin import media_page, presenters, sun_panel, views
 from workflows.admin import site as _site  # noqa: F401 - names the desk; account pages for superusers only
 from workflows.models import Case
 
@@ -176,6 +175,7 @@ class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-ar
             ),
             path("<int:case_id>/checklist/", view(views.case_checklist_view), name="workflows_case_checklist"),
             path("<int:case_id>/assignment/", view(views.case_assign_view), name="workflows_case_assign"),
+            path("<int:case_id>/exports/", view(views.case_export_view), name="workflows_case_export"),
             path("sun/", view(sun_panel.sun_view), name="workflows_case_sun"),
             path(
                 "keyframe-preference/",
@@ -207,14 +207,6 @@ class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-ar
         return super().render_change_form(request, context, add, change, form_url, obj)  # type: ignore[return-value]
 
 
-class ScopedMediaMetadataInline(RoleScopedAdminMixin, MediaMetadataInline):
-    pass
-
-
-class ScopedKeyframeInline(RoleScopedAdminMixin, KeyframeInline):
-    pass
-
-
 admin.site.unregister(MediaItem)
 
 
@@ -222,10 +214,24 @@ admin.site.unregister(MediaItem)
 class MediaItemAdmin(RoleScopedAdminMixin, EvidenceMediaItemAdmin):
     """Media evidence, read-only, limited to the cases the user may see."""
 
-    inlines = [ScopedMediaMetadataInline, ScopedKeyframeInline]
+    inlines = []  # the page shows metadata and keyframes in words (media_page)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[MediaItem]:
         return selectors.media_item_list_for_user(user=request.user).select_related("case")
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: MediaItem | None = None,
+    ) -> TemplateResponse:
+        # The page is workflows/templates/admin/verify/mediaitem/change_form.html, not a field dump.
+        if obj is not None:
+            context.update(media_page.media_page_context(request, obj.pk), title=f"Media #{obj.pk}")
+        return super().render_change_form(request, context, add, change, form_url, obj)  # type: ignore[return-value]
 
     # The stored duplicate_of may be in a case the user may not see: show the selector's answer.
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:

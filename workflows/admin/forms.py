@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 
 from verify.models import MediaItem
 from workflows import selectors
-from workflows.models import Case, ChecklistItem, Status, Verdict
+from workflows.models import Case, ChecklistItem, Export, Status, Verdict
 
 
 class TransitionForm(forms.Form):
@@ -57,6 +57,11 @@ class AssignmentForm(forms.Form):
         super().__init__(*args, **kwargs)
         field = cast(forms.ModelChoiceField, self.fields["assignee"])  # type: ignore[type-arg]
         field.queryset = selectors.user_list_assignable()
+
+
+class ExportForm(forms.Form):
+    kind = forms.ChoiceField(choices=Export.Kind.choices, label="Format")
+    show_graphic = forms.BooleanField(required=False, label="Show graphic frames (unblurred keyframes)")
 
 
 def checklist_forms(case: Case, data: Any = None) -> list[tuple[ChecklistItem, ChecklistItemForm]]:

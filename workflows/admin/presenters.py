@@ -227,6 +227,7 @@ def case_desk_context(request: HttpRequest, case: Case) -> dict[str, Any]:
         ),
         "assignments": list(case.assignments.select_related("assignee", "assigned_by")),
         "history": history,
+        "exports": list(selectors.export_list_for_user(user=user).filter(case=case)),
         "reveal_keyframes": selectors.reviewer_reveals_keyframes(user=user),
         "seen_before": seen_before,
         "sun": sun_panel.case_sun_panel(case),

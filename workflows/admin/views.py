@@ -22,12 +22,14 @@ from django.views.decorators.http import require_POST
 from workflows import selectors, services
 from workflows.admin.forms import (
     AssignmentForm,
+    ExportForm,
     NoteForm,
     NoteVersionForm,
     TransitionForm,
     checklist_forms,
 )
-from workflows.models import Case, Note, Status
+from workflows.models import Case, Export, Note, Status
+from workflows.services.exports import export_request
 
 
 def _visible_case(request: HttpRequest, case_id: int) -> Case:
@@ -182,6 +184,23 @@ def case_assign_view(request: HttpRequest, case_id: int) -> HttpResponse:
             f"Assigned to {data['assignee'].get_username()}.",
         )
     return HttpResponseRedirect(case_page_url(case))
+
+
+@require_POST
+def case_export_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    """Ask for a report or evidence package of the case; it is made by a worker and listed on the page."""
+    case = _visible_case(request, case_id)
+    form = ExportForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+    else:
+        kind, show_graphic = form.cleaned_data["kind"], form.cleaned_data["show_graphic"]
+        _attempt(
+            request,
+            lambda: export_request(case=case, kind=kind, requested_by=request.user, show_graphic=show_graphic),
+            f"{Export.Kind(kind).label} requested; it appears under Exports when it is ready.",
+        )
+    return HttpResponseRedirect(case_page_url(case, "exports"))
 
 
 @require_POST

@@ -59,13 +59,6 @@ class ExportSerializer(serializers.ModelSerializer[Export]):
         return str(reverse("export-download", args=[export.pk], request=self.context.get("request")))
 
 
-def exports_for_user(*, user: Any) -> Any:
-    """Return the exports of the cases this user may see."""
-    return Export.objects.filter(case__in=selectors.case_list_for_user(user=user).values("pk")).select_related(
-        "requested_by"
-    )
-
-
 class CaseExportsView(APIView):
     """``POST /cases/{id}/exports/``: queue a report or package; ``GET``: the case's exports."""
 
@@ -77,7 +70,7 @@ class CaseExportsView(APIView):
     @extend_schema(responses=ExportSerializer(many=True))
     def get(self, request: Request, case_id: int) -> Response:
         case = self._case(request, case_id)
-        exports = exports_for_user(user=request.user).filter(case=case)
+        exports = selectors.export_list_for_user(user=request.user).filter(case=case)
         return Response(ExportSerializer(exports, many=True, context={"request": request}).data)
 
     @extend_schema(request=ExportInputSerializer, responses={202: ExportSerializer})
@@ -98,7 +91,7 @@ class ExportViewSet(viewsets.GenericViewSet):
     serializer_class = ExportSerializer
 
     def get_queryset(self) -> Any:
-        return exports_for_user(user=self.request.user)
+        return selectors.export_list_for_user(user=self.request.user)
 
     @extend_schema(responses=ExportSerializer)
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
