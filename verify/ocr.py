@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import threading
 import unicodedata
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from PIL import Image
 
@@ -42,6 +44,7 @@ _RECOGNIZE_TIMEOUT_MS = 4000  # per text line's region
 _EDGE_STEP = 32
 _TILE_PX = 16
 _TILE_EDGE_FRACTION = 0.1
+_LANGUAGE = re.compile(r"^[a-z]{3}(_[a-z]+)?$")
 _lock = threading.Lock()
 
 
@@ -71,6 +74,18 @@ def _engine(languages: str) -> Any:
     api = tesserocr.PyTessBaseAPI(path=settings.VERIFY_TESSDATA_DIR, lang=languages, psm=tesserocr.PSM.AUTO)
     api.SetVariable("thresholding_method", "2")  # Sauvola: local thresholds
     return api
+
+
+def languages_validate(value: str) -> None:
+    """Refuse a language list that names a language this server has no Tesseract data for."""
+    data = Path(settings.VERIFY_TESSDATA_DIR)
+    parts = [part for part in languages_setting(value).split("+") if part]
+    missing = [part for part in parts if not (_LANGUAGE.match(part) and (data / f"{part}.traineddata").is_file())]
+    if missing:
+        raise ValidationError(
+            f"No Tesseract language data for {', '.join(missing)}; name languages like eng+ukr+rus+ara.",
+            code="ocr_language_missing",
+        )
 
 
 def engine_version() -> str:
@@ -224,7 +239,12 @@ def keyframe_texts_save(item: MediaItem, frames: list[tuple[Keyframe, Path]], *,
 
 
 def media_item_ocr(item: MediaItem, frame_paths: dict[float, Path]) -> int:
-    """Read the text in the item's saved keyframes from their local files (timestamp -> path)."""
+    """Read the text in the item's saved keyframes from their local files (timestamp -> path).
+
+    The languages are the case's (read through the foreign key by name: verify does not import
+    workflows), or the default ``VERIFY_OCR_LANGUAGES`` when the case names none.
+    """
+    case_languages = MediaItem.objects.filter(pk=item.pk).values_list("case__ocr_languages", flat=True).first()
     keyframes = list(Keyframe.objects.filter(media_item=item).order_by("timestamp_s"))
     frames = [(k, frame_paths[k.timestamp_s]) for k in keyframes if k.timestamp_s in frame_paths]
-    return keyframe_texts_save(item, frames)
+    return keyframe_texts_save(item, frames, languages=case_languages or None)

@@ -7,6 +7,8 @@ from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.utils import timezone
 
+from verify.ocr import languages_validate
+
 
 class Status(models.TextChoices):
     NEW = "new", "New (analysis running)"
@@ -35,6 +37,13 @@ class Case(models.Model):
     source_url = models.URLField(max_length=2000, blank=True, help_text="Where the footage was posted.")
     claimed_location = models.CharField(max_length=300, blank=True)
     claimed_date = models.DateField(null=True, blank=True)
+    ocr_languages = models.CharField(
+        "OCR languages",
+        max_length=100,
+        blank=True,
+        validators=[languages_validate],
+        help_text='Tesseract languages for keyframe text, joined by "+" (eng+ukr); empty: the server default.',
+    )
     status = models.CharField(max_length=30, choices=Status.choices, default=Status.NEW, db_index=True)
     held_from = models.CharField(
         max_length=30, choices=Status.choices, blank=True, help_text="The status an on-hold case returns to."

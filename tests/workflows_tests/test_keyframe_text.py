@@ -29,14 +29,16 @@ def sign_clip(tmp_path: Path) -> Path:
     return path
 
 
-@override_settings(VERIFY_OCR_LANGUAGES="eng+ukr+rus+ara")
+@override_settings(VERIFY_OCR_LANGUAGES="")  # off by default; the case asks for its languages
 def test_street_sign_text_in_api_desk_and_search(
     db: None, sign_clip: Path, django_capture_on_commit_callbacks: Any
 ) -> None:
     # given
     analyst = make_user("ana", "analyst", is_staff=True)
     api = token_client(analyst)
-    response = submit(api, sign_clip, title="Street in the city centre", claim="Filmed this morning.")
+    response = submit(
+        api, sign_clip, title="Street in the city centre", claim="Filmed this morning.", ocr_languages="eng+ukr"
+    )
     assert response.status_code == 202, response.content
     # when
     with django_capture_on_commit_callbacks(execute=True):
@@ -53,7 +55,19 @@ def test_street_sign_text_in_api_desk_and_search(
     client.force_login(analyst)
     html = client.get(f"/admin/workflows/case/{case.pk}/change/").content.decode()
     assert '<p class="kf-ocr">вулиця Шевченка</p>' in html
+    assert "Text in frames read in</dt><dd>eng+ukr</dd>" in html
     assert "Google Lens" in html and "TinEye" in html and "never sends a frame anywhere" in html
     found = api.get("/api/v1/search/", {"q": "Шевченка"}).json()
     assert [row["id"] for row in found["results"]] == [case.pk]
     assert "<mark>Шевченка</mark>" in found["results"][0]["snippet"]
+
+
+def test_case_ocr_languages_set_on_create_and_checked(db: None) -> None:
+    api = token_client(make_user("ana", "analyst"))
+
+    created = api.post("/api/v1/cases/", {"title": "Sign", "claim": "A sign.", "ocr_languages": "ara+eng"})
+    refused = api.post("/api/v1/cases/", {"title": "Sign", "claim": "A sign.", "ocr_languages": "eng+klingon"})
+
+    assert created.status_code == 201 and created.json()["ocr_languages"] == "ara+eng"
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"]["ocr_languages"][0]["code"] == "ocr_language_missing"

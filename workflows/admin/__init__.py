@@ -78,6 +78,7 @@ class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-ar
         "source_url",
         "claimed_location",
         "claimed_date",
+        "ocr_languages",
         "status",
         "verdict",
         "verdict_rationale",

@@ -24,6 +24,7 @@ def case_create(
     source_url: str = "",
     claimed_location: str = "",
     claimed_date: Any = None,
+    ocr_languages: str = "",
 ) -> Case:
     """Open a case for a claim, with its verification checklist."""
     case = Case(
@@ -32,6 +33,7 @@ def case_create(
         source_url=source_url,
         claimed_location=claimed_location,
         claimed_date=claimed_date,
+        ocr_languages=ocr_languages,
         created_by=created_by,
     )
     case.full_clean()

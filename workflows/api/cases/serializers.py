@@ -6,13 +6,14 @@ from urllib.parse import urlsplit
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from verify import ocr
 from verify.models import Keyframe, MediaItem
 from workflows.api.media.serializers import MediaItemSerializer
 from workflows.api.similarity import SeenBeforeField
 from workflows.models import AuditEvent, Case, ChecklistItem, Note, Status, Verdict
 from workflows.services import allowed_moves_for
 
-CLAIM_FIELDS = ("title", "claim", "source_url", "claimed_location", "claimed_date")
+CLAIM_FIELDS = ("title", "claim", "source_url", "claimed_location", "claimed_date", "ocr_languages")
 
 
 class UsernameField(serializers.CharField):
@@ -195,6 +196,10 @@ class MediaSubmissionSerializer(serializers.Serializer[Any]):
     source_url = serializers.URLField(max_length=2000, required=False, allow_blank=True)
     claimed_location = serializers.CharField(max_length=300, required=False, allow_blank=True)
     claimed_date = serializers.DateField(required=False, allow_null=True)
+    ocr_languages = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, validators=[ocr.languages_validate],
+        help_text='Tesseract languages for text in keyframes, joined by "+"; the server default if omitted.',
+    )  # fmt: skip
     mode = serializers.ChoiceField(
         choices=MediaItem.Mode.choices, required=False, help_text="Analysis mode; the server default if omitted."
     )
