@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 
 from tests.conftest import make_user, token_client
@@ -142,3 +144,15 @@ def test_desk_search_box_ranks_and_hides_other_analysts_cases(people: dict[str, 
     assert "Вибух на заводі" in html
     assert "Вибух біля школи" not in html
     assert "<mark>Вибух</mark>" in html
+
+
+def test_rebuild_search_index_makes_bulk_imported_cases_findable(people: dict[str, Any]) -> None:
+    # given: cases written in bulk, without the signals that keep their documents
+    Case.objects.bulk_create([Case(title="Imported bridge", claim="Old.", created_by=people["analyst"])])
+    assert _titles(_search(people["analyst"], q="bridge")) == []
+    out = StringIO()
+    # when
+    call_command("rebuild_search_index", stdout=out)
+    # then
+    assert _titles(_search(people["analyst"], q="bridge")) == ["Imported bridge"]
+    assert out.getvalue() == "Rebuilt the search documents of 1 cases.\n"
