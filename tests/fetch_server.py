@@ -135,3 +135,14 @@ def telegram_embed_page(*, channel: str, post_id: int, video_url: str, posted: s
 <span class="tgme_widget_message_views">{views}</span><span class="copyonly"> views</span>
 <span class="tgme_widget_message_meta"><a class="tgme_widget_message_date" href="https://t.me/{channel}/{post_id}"><time datetime="{posted}" class="time">08:15</time></a></span>
 </div></div></div></div></body></html>""".encode()
+
+
+def dash_manifest(*, video_url: str, audio_url: str, width: int, height: int, duration_s: int) -> bytes:
+    """A DASH manifest that serves a clip's video and its audio as separate files, as large platforms do."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT{duration_s}S" profiles="urn:mpeg:dash:profile:isoff-on-demand:2011">
+<Period>
+<AdaptationSet mimeType="video/mp4" contentType="video"><Representation id="v{height}" bandwidth="300000" width="{width}" height="{height}" codecs="avc1.64000d"><BaseURL>{video_url}</BaseURL></Representation></AdaptationSet>
+<AdaptationSet mimeType="audio/mp4" contentType="audio" lang="en"><Representation id="a128" bandwidth="128000" codecs="mp4a.40.2" audioSamplingRate="44100"><BaseURL>{audio_url}</BaseURL></Representation></AdaptationSet>
+</Period>
+</MPD>""".encode()

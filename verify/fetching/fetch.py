@@ -21,7 +21,7 @@ from django.core.files.storage import default_storage
 from django.db.models import Q
 from django.utils import timezone
 
-from verify.fetching import attach, posts, ytdlp
+from verify.fetching import attach, posts, streams, ytdlp
 from verify.fetching.egress import EgressPolicy
 from verify.fetching.models import SourcePost
 from verify.fetching.proxy import EgressProxy, EgressSession
@@ -66,16 +66,18 @@ def earlier_fetch(*, url: str, exclude_pk: int) -> SourcePost | None:
 
 def _progress_writer(item: MediaItem) -> Callable[[dict[str, Any]], None]:
     done: dict[str, int] = {}
+    totals: dict[str, int] = {}
     last = [0.0]
 
     def hook(status: dict[str, Any]) -> None:
         name = str(status.get("filename") or "")
         done[name] = int(status.get("downloaded_bytes") or 0)
+        totals[name] = int(status.get("total_bytes") or status.get("total_bytes_estimate") or 0)
         if status.get("status") == "finished" or time.monotonic() - last[0] >= _PROGRESS_WRITE_INTERVAL_S:
             last[0] = time.monotonic()
-            total = status.get("total_bytes") or status.get("total_bytes_estimate")
+            total = sum(totals.values())  # the files of an album, or a post's separate video and audio, so far
             MediaItem.objects.filter(pk=item.pk, state=MediaItem.State.RUNNING).update(
-                fetched_bytes=sum(done.values()), fetch_total_bytes=int(total) if total else None
+                fetched_bytes=sum(done.values()), fetch_total_bytes=total or None
             )
 
     return hook
@@ -136,9 +138,10 @@ def _fetch(item: MediaItem, post: SourcePost) -> None:
             )
         if page is not None:
             fields = {**fields, **posts.page_fields(page), **_page_stored(page)}
-        fields["streams_merged"] = "; ".join(d.merged for d in downloads if d.merged)[:300]
+        files = [streams.downloaded_file(d, workdir=workdir) for d in downloads]
+        fields["streams_merged"] = "; ".join(filter(None, map(streams.streams_merged, downloads)))[:300]
         _post_fetched(post, fields)
-        attach.originals_attach(item=item, post=post, paths=[d.path for d in downloads])
+        attach.originals_attach(item=item, post=post, paths=files)
 
 
 def session_failure(session: EgressSession) -> AnalysisFailure | None:

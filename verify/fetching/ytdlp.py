@@ -1,8 +1,10 @@
 """yt-dlp, held to this service's rules: read first, check the caps, then download the original streams.
 
-Every request goes through the fetch's egress proxy. Nothing is re-encoded: yt-dlp's fixups and
-post-processors are off; separate video and audio streams are joined by stream copy only, and
-that is recorded. What yt-dlp says when it cannot read a post is turned into a failure code.
+Every request goes through the fetch's egress proxy. yt-dlp never runs ffmpeg: its fixups,
+post-processors and merger are off and its ffmpeg location points nowhere. Where a platform serves
+video and audio separately, both are downloaded as they are and ``verify.fetching.streams`` joins
+them by stream copy through ``verify.ffmpeg``. What yt-dlp says when it cannot read a post is
+turned into a failure code.
 """
 
 from __future__ import annotations
@@ -48,11 +50,46 @@ _CODE_MESSAGES = {
 
 @dataclass(frozen=True)
 class Downloaded:
-    """One file of a post as downloaded: where it is and the entry of the extractor's answer it belongs to."""
+    """One picture or clip of a post as downloaded, with the entry of the extractor's answer it belongs to.
+
+    ``path`` is the file, or its video stream when the platform serves the audio separately
+    (``audio_path``); ``format_ids`` are the formats downloaded, video first.
+    """
 
     path: Path
     entry: dict[str, Any]
-    merged: str  # "" or which streams were joined by stream copy
+    audio_path: Path | None = None
+    format_ids: tuple[str, ...] = ()
+
+
+def _has(fmt: dict[str, Any], codec: str) -> bool:
+    return fmt.get(codec) != "none"  # yt-dlp's own reading: unknown (None) counts as present
+
+
+def formats_choose(formats: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the formats to download, in yt-dlp's order (worst first): one file, or separate audio and video.
+
+    The best video wins. A format carrying both video and audio is preferred when it is as tall
+    and wide as the best video-only one; otherwise the best video-only format comes with the best
+    audio-only one, to be joined by stream copy. The video is last, so yt-dlp's answer describes it.
+    """
+    videos = [f for f in formats if _has(f, "vcodec")]
+    if not videos:
+        return formats[-1:]
+    best = videos[-1]
+    progressive = [f for f in videos if _has(f, "acodec")]
+
+    def size(fmt: dict[str, Any]) -> tuple[int, int]:
+        return int(fmt.get("height") or 0), int(fmt.get("width") or 0)
+
+    if progressive and size(progressive[-1]) >= size(best):
+        return [progressive[-1]]
+    audios = [f for f in formats if _has(f, "acodec") and not _has(f, "vcodec")]
+    return [audios[-1], best] if audios else [best]
+
+
+def _formats_select(ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    return formats_choose(list(ctx["formats"]))
 
 
 def ytdlp_version() -> str:
@@ -70,14 +107,15 @@ def _options(*, proxy_url: str, workdir: Path, stall_timeout_s: float, max_bytes
         "logger": logger,
         "cachedir": False,
         "geo_bypass": False,  # no invented X-Forwarded-For
-        "format": "bestvideo*+bestaudio/best",
+        "format": _formats_select,  # never a merged format: yt-dlp would run ffmpeg to join it
         "fixup": "never",  # a fixup re-muxes the file: the original is kept as sent
         "postprocessors": [],
+        "ffmpeg_location": str(workdir / "no-ffmpeg"),  # nothing there: yt-dlp finds no ffmpeg to run
         "hls_prefer_native": True,  # yt-dlp's own downloader, through the proxy; never a separate ffmpeg fetch
         "max_filesize": max_bytes,
         "playlistend": MAX_ALBUM_ENTRIES,
         "paths": {"home": str(workdir), "temp": str(workdir)},
-        "outtmpl": {"default": "%(autonumber)03d-%(id).40B.%(ext)s"},
+        "outtmpl": {"default": "%(autonumber)03d-%(id).40B.%(ext)s"},  # numbered per format downloaded
         "restrictfilenames": True,
         "updatetime": False,
         "retries": 1,
@@ -147,7 +185,7 @@ def info_caps_check(info: dict[str, Any], *, max_bytes: int, max_duration_s: flo
             raise AnalysisFailure(
                 "too_long", f"The post's media lasts {duration:.0f} s; the most fetched is {max_duration_s:.0f} s."
             )
-        formats = entry.get("requested_formats") or [entry]
+        formats = formats_choose(entry.get("formats") or []) or [entry]
         size = sum(int(f.get("filesize") or f.get("filesize_approx") or 0) for f in formats)
         if size > max_bytes:
             raise AnalysisFailure(
@@ -164,22 +202,23 @@ def streams_download(
     max_bytes: int,
     progress: Callable[[dict[str, Any]], None],
 ) -> list[Downloaded]:
-    """Download the original streams the answer selected; return the files in album order."""
+    """Download the original streams ``formats_choose`` picks for each entry; return them in album order."""
     options = _options(proxy_url=proxy_url, workdir=workdir, stall_timeout_s=stall_timeout_s, max_bytes=max_bytes)
     options["progress_hooks"] = [progress]
-    finished: list[Path] = []
-    options["post_hooks"] = [lambda filename: finished.append(Path(filename))]  # each file, once complete
-    with yt_dlp.YoutubeDL(options) as ydl:
-        try:
-            ydl.process_ie_result(info, download=True)
-        except Exception as exc:
-            raise ytdlp_failure(exc) from exc
     downloads = []
-    for entry, path in zip(info_entries(info), finished, strict=False):
-        requested = entry.get("requested_formats") or []
-        merged = " + ".join(str(f.get("format_id")) for f in requested) if len(requested) > 1 else ""
-        if path.is_file():
-            downloads.append(Downloaded(path=path, entry=entry, merged=merged))
+    with yt_dlp.YoutubeDL(options) as ydl:
+        for entry in info_entries(info):
+            try:
+                result = ydl.process_ie_result(dict(entry), download=True)
+            except Exception as exc:
+                raise ytdlp_failure(exc) from exc
+            chosen = formats_choose(entry.get("formats") or []) or [entry]
+            files = [Path(str(d.get("filepath") or "")) for d in result.get("requested_downloads") or []]
+            if len(files) != len(chosen) or not all(path.is_file() for path in files):
+                continue  # yt-dlp skipped a format (over max_filesize, say); the proxy's record says why
+            ids = tuple(str(f.get("format_id")) for f in reversed(chosen))
+            audio = files[0] if len(files) > 1 else None
+            downloads.append(Downloaded(path=files[-1], entry=entry, audio_path=audio, format_ids=ids))
     return downloads
 
 

@@ -21,6 +21,8 @@ from verify.ffmpeg.argv import (
     keyframes_argv,
     probe_argv,
     reference_clip_argv,
+    streams_join_argv,
+    streams_join_container,
     version_argv,
 )
 from verify.ffmpeg.output import (
@@ -76,5 +78,7 @@ __all__ = [
     "probe_argv",
     "reference_clip_argv",
     "run",
+    "streams_join_argv",
+    "streams_join_container",
     "version_argv",
 ]

@@ -236,3 +236,50 @@ def reference_clip_argv(
         movflags="+faststart",
     ).global_args("-nostdin", "-hide_banner", "-loglevel", "error")
     return list(output.overwrite_output().compile(cmd=ffmpeg))
+
+
+# Containers that take both streams as they are; anything else is joined into Matroska.
+_JOIN_CONTAINERS = (
+    ({"mp4", "m4v", "mov"}, {"m4a", "mp4", "aac", "mp3"}, "mp4"),
+    ({"webm"}, {"webm", "weba", "opus", "ogg"}, "webm"),
+)
+_MUXERS = {"mp4": "mp4", "webm": "webm", "mkv": "matroska"}
+
+
+def streams_join_container(*, video_ext: str, audio_ext: str) -> str:
+    """Return the file extension a video stream and an audio stream are joined into without re-encoding."""
+    for videos, audios, container in _JOIN_CONTAINERS:
+        if video_ext.lower() in videos and audio_ext.lower() in audios:
+            return container
+    return "mkv"
+
+
+def streams_join_argv(
+    *,
+    video: Path,
+    audio: Path,
+    output: Path,
+    ffmpeg: str,
+    limits: InputLimits = InputLimits(),  # noqa: B008 - frozen dataclass
+) -> list[str]:
+    """Return ffmpeg argv that joins the video of one file and the audio of another by stream copy.
+
+    Nothing is decoded or re-encoded: the packets of both inputs are copied into the container
+    ``streams_join_container`` names for the output's extension.
+    """
+    muxer = _MUXERS[output.suffix.lstrip(".")]
+    options = _hardened_input_options(limits)
+    joined = ffmpeg_python.output(
+        ffmpeg_python.input(_input_url(video), **options).video,
+        ffmpeg_python.input(_input_url(audio), **options).audio,
+        _output_url(output),
+        c="copy",
+        f=muxer,
+    ).global_args("-nostdin", "-hide_banner", "-nostats", "-loglevel", "error")
+    return list(joined.overwrite_output().compile(cmd=ffmpeg))
+
+
+def _output_url(path: Path) -> str:
+    if not path.is_absolute():
+        raise ValueError(f"output path must be absolute: {path}")
+    return f"file:{path}"
