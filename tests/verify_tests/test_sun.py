@@ -19,8 +19,10 @@ GOLDEN_AZIMUTH_DEG = 194.34024
 GOLDEN_ELEVATION_DEG = 90 - 50.11162
 
 SYDNEY = (-33.8688, 151.2093)
-# Sunrise and sunset in Sydney on 21 December 2024 as almanacs publish them (Australian
-# Eastern Daylight Time, UTC+11): 05:41 and 20:05.
+# Sunrise and sunset in Sydney on 21 December 2024, Australian Eastern Daylight Time (UTC+11):
+# 05:41 and 20:05 to the minute, as NOAA's general solar position equations (NOAA Global
+# Monitoring Laboratory, "General Solar Position Calculations") give them: 05:40.9 and 20:05.1.
+# `_noaa_minutes` below recomputes them from those equations, independently of astral.
 SYDNEY_SUNRISE = time(5, 41)
 SYDNEY_SUNSET = time(20, 5)
 # At the December solstice the sun's declination is -23.44 deg, so it culminates at
@@ -33,6 +35,28 @@ LONGYEARBYEN = (
 )  # Svalbard: polar night mid-November to late January, midnight sun late April to late August
 MCMURDO = (-77.8463, 166.6681)  # Antarctica: midnight sun around the December solstice
 LONDON = (51.5074, -0.1278)
+
+
+def _noaa_minutes(latitude: float, longitude: float, day_of_year: int, *, rising: bool, utc_offset_h: float) -> float:
+    """Return sunrise or sunset in local minutes after midnight by NOAA's general solar position equations."""
+    g = 2 * math.pi / 366 * (day_of_year - 1)  # fractional year of a leap year, at noon UTC
+    eqtime = 229.18 * (0.000075 + 0.001868 * math.cos(g) - 0.032077 * math.sin(g) - 0.014615 * math.cos(2 * g)
+                       - 0.040849 * math.sin(2 * g))  # fmt: skip
+    decl = (0.006918 - 0.399912 * math.cos(g) + 0.070257 * math.sin(g) - 0.006758 * math.cos(2 * g)
+            + 0.000907 * math.sin(2 * g) - 0.002697 * math.cos(3 * g) + 0.00148 * math.sin(3 * g))  # fmt: skip
+    lat = math.radians(latitude)
+    hour_angle = math.degrees(
+        math.acos(math.cos(math.radians(90.833)) / (math.cos(lat) * math.cos(decl)) - math.tan(lat) * math.tan(decl))
+    )
+    utc = 720 - 4 * (longitude + (hour_angle if rising else -hour_angle)) - eqtime
+    return (utc + utc_offset_h * 60) % 1440
+
+
+def test_sydney_reference_agrees_with_noaa_equations() -> None:
+    day_of_year = date(2024, 12, 21).timetuple().tm_yday
+    for rising, expected in ((True, SYDNEY_SUNRISE), (False, SYDNEY_SUNSET)):
+        minutes = _noaa_minutes(*SYDNEY, day_of_year, rising=rising, utc_offset_h=11)
+        assert abs(minutes - (expected.hour * 60 + expected.minute)) <= 1.0
 
 
 def _minutes(moment: datetime | None, expected: time) -> float:
