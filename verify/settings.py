@@ -7,6 +7,7 @@ set ``DATABASE_URL``, ``CELERY_BROKER_URL`` and, for shared storage, ``AWS_STORA
 
 import os
 import secrets
+import zoneinfo
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "workflows.time_zones.UserTimeZoneMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout answer.
@@ -224,7 +226,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# The zone the desk shows times in for users who chose none; stored times are always UTC.
+TIME_ZONE = env.str("DJANGO_TIME_ZONE", default="UTC")
+if TIME_ZONE not in zoneinfo.available_timezones():
+    raise ImproperlyConfigured(f"DJANGO_TIME_ZONE must be an IANA zone name such as Europe/Kyiv, got {TIME_ZONE!r}")
 USE_I18N = True
 USE_TZ = True
 

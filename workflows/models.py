@@ -1,9 +1,11 @@
 """Cases and their review: status, verdict, checklist, notes, assignments and the audit trail."""
 
+import zoneinfo
 from typing import Any, NoReturn
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchVectorField
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -224,12 +226,24 @@ class AuditEvent(AppendOnlyModel):
         return f"{self.action} on case {self.case_id}"
 
 
+def time_zone_validate(value: str) -> None:
+    """Refuse a name that is not an IANA time zone."""
+    if value and value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a time zone name such as Europe/Kyiv or UTC.")
+
+
 class ReviewerPreference(models.Model):
     """Per-user settings of the reviewer's desk."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_preference")
     reveal_keyframes = models.BooleanField(
         default=False, help_text="Show keyframes unblurred (they may show graphic content)."
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[time_zone_validate],
+        help_text="IANA zone the desk shows times in; empty: the service's TIME_ZONE.",
     )
 
     def __str__(self) -> str:

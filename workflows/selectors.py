@@ -126,6 +126,11 @@ def reviewer_reveals_keyframes(*, user: Any) -> bool:
     return ReviewerPreference.objects.filter(user=user, reveal_keyframes=True).exists()
 
 
+def reviewer_time_zone(*, user: Any) -> str:
+    """Return the IANA zone this user chose for times on the desk, or "" for the service's zone."""
+    return ReviewerPreference.objects.filter(user=user).values_list("time_zone", flat=True).first() or ""
+
+
 def case_desk_list_for_user(*, user: Any) -> QuerySet[Case]:
     """Return the visible cases with the media count and a thumbnail keyframe, in one query."""
     first_keyframe = Keyframe.objects.filter(media_item__case=OuterRef("pk")).order_by(
@@ -297,9 +302,27 @@ def case_seen_before_exists(*, user: Any) -> Exists:
     return Exists(MediaItem.objects.filter(case=OuterRef("pk")).filter(Exists(same_bytes) | Exists(near)))
 
 
+def case_seen_before_first(*, user: Any) -> Subquery:
+    """Return an expression, per case, for the id of the case this user may see that first held its footage."""
+    visible_ids = case_list_for_user(user=user).values("pk")
+    near = MediaMatch.objects.filter(media_item__case=OuterRef(OuterRef("pk")), other=OuterRef("pk"))
+    others = (
+        MediaItem.objects.filter(case__in=visible_ids)
+        .exclude(case=OuterRef("pk"))
+        .filter(Q(sha256__in=MediaItem.objects.filter(case=OuterRef(OuterRef("pk"))).values("sha256")) | Exists(near))
+        .order_by("uploaded_at", "id")
+    )
+    return Subquery(others.values("case_id")[:1])
+
+
 def case_desk_list_seen_before_for_user(*, user: Any) -> QuerySet[Case]:
-    """Return the desk's case list, each case annotated with ``seen_before`` (no extra query per case)."""
-    return case_desk_list_for_user(user=user).annotate(seen_before=case_seen_before_exists(user=user))
+    """Return the desk's case list, each case annotated with ``seen_before`` and ``seen_before_case_id``.
+
+    Both come from the one query for the page, with no extra query per case.
+    """
+    return case_desk_list_for_user(user=user).annotate(
+        seen_before=case_seen_before_exists(user=user), seen_before_case_id=case_seen_before_first(user=user)
+    )
 
 
 def case_list_filter_seen_before(*, cases: QuerySet[Case], user: Any, seen: bool) -> QuerySet[Case]:

@@ -16,9 +16,10 @@ from django.utils.timesince import timesince
 
 from verify.admin import MediaItemAdmin as EvidenceMediaItemAdmin
 from verify.models import MediaItem
-from workflows import search, selectors
+from workflows import search, selectors, time_zones
 from workflows.admin import media_page, presenters, sun_panel, views
 from workflows.admin import site as _site  # noqa: F401 - names the desk; account pages for superusers only
+from workflows.admin.forms import TimeZoneForm
 from workflows.models import Case
 
 DESK_MEDIA = {"css": {"all": ["workflows/desk.css"]}, "js": ["workflows/desk.js"]}
@@ -52,12 +53,14 @@ class SeenBeforeFilter(admin.SimpleListFilter):
 @admin.register(Case)
 class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = [
+        "id",
         "title",
         "search_match",
         "seen_before_marker",
         "status",
         "verdict",
         "assignee",
+        "opened",
         "age",
         "media_count",
         "thumbnail",
@@ -145,11 +148,19 @@ class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-ar
     def seen_before_marker(self, case: Case) -> str:
         if not getattr(case, "seen_before", False):
             return ""
+        first = getattr(case, "seen_before_case_id", None)
+        if first is None:
+            return format_html('<span class="seen-badge">{}</span>', "seen before")
         return format_html(
-            '<span class="seen-badge" title="{}">{}</span>',
-            "Footage of this case is also in another case",
-            "seen before",
+            '<a class="seen-badge" href="{}" title="{}">seen in case {}</a>',
+            reverse("admin:workflows_case_change", args=[first]),
+            "Footage of this case is also in another case; this one had it first",
+            first,
         )
+
+    @admin.display(description="opened", ordering="created_at")
+    def opened(self, case: Case) -> str:
+        return time_zones.zoned_time(case.created_at)
 
     @admin.display(description="keyframe")
     def thumbnail(self, case: Case) -> str:
@@ -178,6 +189,7 @@ class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-ar
             path("<int:case_id>/assignment/", view(views.case_assign_view), name="workflows_case_assign"),
             path("<int:case_id>/exports/", view(views.case_export_view), name="workflows_case_export"),
             path("sun/", view(sun_panel.sun_view), name="workflows_case_sun"),
+            path("time-zone/", view(views.time_zone_view), name="workflows_case_time_zone"),
             path(
                 "keyframe-preference/",
                 view(views.keyframe_preference_view),
@@ -190,6 +202,7 @@ class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-ar
         extra = {
             "title": "Cases",
             "reveal_keyframes": selectors.reviewer_reveals_keyframes(user=request.user),
+            "time_zone_form": TimeZoneForm(initial={"time_zone": selectors.reviewer_time_zone(user=request.user)}),
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context=extra)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from verify.models import MediaItem
 from workflows import selectors
 from workflows.models import Case, ChecklistItem, Export, Status, Verdict
+from workflows.time_zones import zone_names
 
 
 class TransitionForm(forms.Form):
@@ -62,6 +64,15 @@ class AssignmentForm(forms.Form):
 class ExportForm(forms.Form):
     kind = forms.ChoiceField(choices=Export.Kind.choices, label="Format")
     show_graphic = forms.BooleanField(required=False, label="Show graphic frames (unblurred keyframes)")
+
+
+class TimeZoneForm(forms.Form):
+    time_zone = forms.ChoiceField(label="Show times in", required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = cast(forms.ChoiceField, self.fields["time_zone"])
+        field.choices = [("", f"{settings.TIME_ZONE} (the service's zone)"), *((n, n) for n in zone_names())]
 
 
 def checklist_forms(case: Case, data: Any = None) -> list[tuple[ChecklistItem, ChecklistItemForm]]:

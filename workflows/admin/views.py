@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -25,6 +26,7 @@ from workflows.admin.forms import (
     ExportForm,
     NoteForm,
     NoteVersionForm,
+    TimeZoneForm,
     TransitionForm,
     checklist_forms,
 )
@@ -201,6 +203,19 @@ def case_export_view(request: HttpRequest, case_id: int) -> HttpResponse:
             f"{Export.Kind(kind).label} requested; it appears under Exports when it is ready.",
         )
     return HttpResponseRedirect(case_page_url(case, "exports"))
+
+
+@require_POST
+def time_zone_view(request: HttpRequest) -> HttpResponse:
+    """Choose the zone the desk shows this user's times in."""
+    form = TimeZoneForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+    else:
+        zone = form.cleaned_data["time_zone"]
+        services.reviewer_preference_set(user=request.user, time_zone=zone)
+        messages.info(request, f"Times are now shown in {zone or settings.TIME_ZONE}.")
+    return HttpResponseRedirect(reverse("admin:workflows_case_changelist"))
 
 
 @require_POST

@@ -209,9 +209,18 @@ def checklist_update(
 # --- preferences ----------------------------------------------------------------------------
 
 
-def reviewer_preference_set(*, user: Any, reveal_keyframes: bool) -> ReviewerPreference:
-    """Choose whether keyframes show unblurred for this user."""
-    preference, _ = ReviewerPreference.objects.update_or_create(
-        user=user, defaults={"reveal_keyframes": reveal_keyframes}
-    )
+def reviewer_preference_set(
+    *, user: Any, reveal_keyframes: bool | None = None, time_zone: str | None = None
+) -> ReviewerPreference:
+    """Choose whether keyframes show unblurred for this user, and the zone times are shown in ("": the service's)."""
+    defaults: dict[str, Any] = {}
+    if reveal_keyframes is not None:
+        defaults["reveal_keyframes"] = reveal_keyframes
+    if time_zone is not None:
+        defaults["time_zone"] = time_zone
+    preference, _ = ReviewerPreference.objects.get_or_create(user=user)
+    for name, value in defaults.items():
+        setattr(preference, name, value)
+    preference.full_clean()
+    preference.save()
     return preference
