@@ -103,6 +103,23 @@ def drip(content: bytes, *, pause_s: float) -> Handler:
     return handle
 
 
+def trickle(content: bytes, *, chunks: int, pause_s: float) -> Handler:
+    """Send the bytes in chunks with a pause before each, so a fetch takes a while."""
+
+    def handle(request: http.server.BaseHTTPRequestHandler) -> None:
+        request.send_response(200)
+        request.send_header("Content-Type", "video/mp4")
+        request.send_header("Content-Length", str(len(content)))
+        request.end_headers()
+        size = -(-len(content) // chunks)
+        for start in range(0, len(content), size):
+            time.sleep(pause_s)
+            request.wfile.write(content[start : start + size])
+            request.wfile.flush()
+
+    return handle
+
+
 def og_video_page(video_url: str, *, title: str, published: str = "") -> bytes:
     """An article page whose Open Graph tags point at a video."""
     meta = f'<meta property="article:published_time" content="{published}">' if published else ""

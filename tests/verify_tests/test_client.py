@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 
+from tests import fetch_server
 from tests.conftest import ROOT, make_user
+from tests.fetch_server import FetchServer
+from tests.verify_tests.test_fetch_links import server  # noqa: F401 - the link tests' local server, a fixture
 
 pytestmark = pytest.mark.worker
 
@@ -105,6 +108,41 @@ def test_client_names_the_earlier_case_when_the_same_bytes_come_back(live_server
                         "the same bytes, " + shown[1][1].split("the same bytes, ")[1]),
     ]  # fmt: skip
     assert shown[1][1].endswith("matched frames")
+
+
+def test_client_submit_link_shows_fetch_progress_and_the_post(
+    live_server: Any,
+    worker,
+    token,
+    server: FetchServer,  # noqa: F811 - the fixture imported above
+    shots_clip: Path,
+):
+    # given: a page whose video comes slowly enough for the progress display to see it
+    server.routes["/media/slow.mp4"] = fetch_server.trickle(shots_clip.read_bytes(), chunks=8, pause_s=0.4)
+    server.routes["/news/slow"] = fetch_server.body(
+        fetch_server.og_video_page(
+            server.url("/media/slow.mp4"), title="Convoy", published="2024-03-01T09:30:00+02:00"
+        ),
+        "text/html; charset=utf-8",
+    )
+
+    # when
+    result = run_client(
+        "--url", live_server.url, "--token", token,
+        "submit", "--link", server.url("/news/slow"), "--title", "Convoy", "--claim", "Filmed yesterday", "--wait",
+    )  # fmt: skip
+
+    # then
+    assert result.returncode == 0, result.stdout + result.stderr
+    fields = output_fields(result.stdout)
+    assert fields["sha256"] == "not yet: the service fetches the link first"
+    assert fields["state"] == "succeeded"
+    assert fields["post"] == f"{server.url('/news/slow')} (web)"
+    assert fields["author"] == "not given"  # a plain web page names no author
+    assert fields["posted at"] == "2024-03-01T07:30:00Z (from page meta article:published_time)"
+    size = shots_clip.stat().st_size
+    assert re.search(rf"^fetched: [0-9.]+ (kB|MB|bytes) of {size / 1000:.1f} kB$", result.stderr, re.MULTILINE)
+    assert server.requests["/media/slow.mp4"] == 1
 
 
 def test_client_submit_unreadable_file_waits_and_exits_1_with_error_code(

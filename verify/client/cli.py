@@ -55,11 +55,7 @@ def wait_for_analysis(api: ApiClient, item_id: int, *, timeout_s: float, stream:
         display.close()
 
 
-def command_submit(api: ApiClient, args: argparse.Namespace) -> int:
-    """Upload a file, print where to follow it and, with --wait, what its analysis found."""
-    path = Path(args.file)
-    if not path.is_file():
-        raise ClientError(f"{path}: no such file", EXIT_USAGE)
+def _case_fields(args: argparse.Namespace) -> dict[str, str]:
     optional = {
         "title": args.title,
         "claim": args.claim,
@@ -69,7 +65,19 @@ def command_submit(api: ApiClient, args: argparse.Namespace) -> int:
         "case": str(args.case) if args.case is not None else None,
         "mode": args.mode,
     }
-    body = multipart_body({k: v for k, v in optional.items() if v is not None}, "file", path)
+    return {k: v for k, v in optional.items() if v is not None}
+
+
+def _submitted(api: ApiClient, args: argparse.Namespace) -> dict[str, Any]:
+    """Send the file or the link; return the 202 answer, its SHA-256 checked against the file sent."""
+    if (args.file is None) == (args.link is None):
+        raise ClientError("give either a FILE to upload or --link URL of a post to fetch", EXIT_USAGE)
+    if args.link is not None:
+        return api.post_form("media/", {**_case_fields(args), "url": args.link, "refetch": str(args.refetch).lower()})
+    path = Path(args.file)
+    if not path.is_file():
+        raise ClientError(f"{path}: no such file", EXIT_USAGE)
+    body = multipart_body(_case_fields(args), "file", path)
     item = api.post_multipart("media/", body)
     local_sha256 = body.digest.hexdigest()
     if item.get("sha256") != local_sha256:
@@ -77,12 +85,18 @@ def command_submit(api: ApiClient, args: argparse.Namespace) -> int:
             f"the service recorded sha256 {item.get('sha256')} for media {item.get('id')}, "
             f"but the file sent has sha256 {local_sha256}; the upload was altered in transit"
         )
+    return item
+
+
+def command_submit(api: ApiClient, args: argparse.Namespace) -> int:
+    """Upload a file or send a link, print where to follow it and, with --wait, what its analysis found."""
+    item = _submitted(api, args)
     if not args.json:
         print_fields(
             [
                 ("id", str(item["id"])),
                 ("case", str(item["case"])),
-                ("sha256", item["sha256"]),
+                ("sha256", item["sha256"] or "not yet: the service fetches the link first"),
                 ("status url", item["status_url"]),
             ]
         )
@@ -183,8 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    submit = commands.add_parser("submit", parents=[connection, output], help="upload a file for analysis")
-    submit.add_argument("file", metavar="FILE", help="the file to upload")
+    submit = commands.add_parser(
+        "submit", parents=[connection, output], help="upload a file, or send a link to a post, for analysis"
+    )
+    submit.add_argument("file", metavar="FILE", nargs="?", help="the file to upload")
+    # --url is the service's address on every command, so the post's address has a name of its own.
+    submit.add_argument("--link", metavar="URL", help="instead of a file: the post or media URL the service fetches")
+    submit.add_argument(
+        "--refetch", action="store_true", help="with --link, fetch again even if the link was fetched before"
+    )
     submit.add_argument("--title", help="title of the new case (needed unless --case is given)")
     submit.add_argument("--claim", help="what the footage is said to show (needed unless --case is given)")
     submit.add_argument("--source-url", help="where the footage was found")

@@ -65,7 +65,44 @@ def analysis_summary(detail: dict[str, Any]) -> list[tuple[str, str]]:
         ]
     if detail.get("error"):
         rows.append(("error", error_text(detail["error"])))
-    return rows + provenance_rows(detail)
+    return rows + post_rows(detail) + provenance_rows(detail)
+
+
+def post_rows(detail: dict[str, Any]) -> list[tuple[str, str]]:
+    """Return the rows that say which post a submitted link led to: where, who and when."""
+    post = detail.get("source_post")
+    if not post:
+        return []
+    author = post.get("author_name") or post.get("author_id") or "not given"
+    if post.get("author_url"):
+        author += f" <{post['author_url']}>"
+    posted = "not given"
+    if post.get("posted_at"):
+        posted = f"{post['posted_at']}{_source_note(post.get('posted_at_source'))}"
+    rows = [
+        ("post", f"{post.get('canonical_url') or post.get('submitted_url')} ({post.get('platform') or 'unknown'})"),
+        ("author", author),
+        ("posted at", posted),
+    ]
+    if post.get("removed_at"):
+        rows.append(("removed", f"{post['removed_at']}: {post.get('removed_message') or 'gone at a later fetch'}"))
+    return rows
+
+
+def byte_count(size: int) -> str:
+    """Return a byte count the way a person reads it (kB, MB, GB)."""
+    for unit, scale in (("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def fetch_text(status: dict[str, Any]) -> str:
+    """Return how much of a link's media has been fetched, or "" when nothing is being fetched."""
+    fetched, total = status.get("fetched_bytes"), status.get("fetch_total_bytes")
+    if status.get("stage") != "fetching" or fetched is None:
+        return ""
+    return f"{byte_count(fetched)} of {byte_count(total)}" if total else f"{byte_count(fetched)} so far"
 
 
 def _decoded_rows(metadata: dict[str, Any]) -> list[tuple[str, str]]:
@@ -109,21 +146,32 @@ class ProgressDisplay:
         self.stream = stream
         self.interactive = stream.isatty()
         self.last_stage: str | None = None
+        self.last_fetch_step = -1
         self.drawn = False
 
     def update(self, status: dict[str, Any]) -> None:
         """Show one status answer."""
         percent = int(status.get("progress_percent") or 0)
         stage, state = status.get("stage", ""), status.get("state", "")
+        fetched = fetch_text(status)
         if self.interactive:
             filled = PROGRESS_BAR_WIDTH * max(0, min(percent, 100)) // 100
             bar = "#" * filled + "-" * (PROGRESS_BAR_WIDTH - filled)
-            self.stream.write(f"\r[{bar}] {percent:3d}%  {state}: {stage:<14}")
+            self.stream.write(f"\r[{bar}] {percent:3d}%  {state}: {stage:<14}{fetched:<24}")
             self.drawn = True
         elif stage != self.last_stage:
             self.stream.write(f"{state}: {stage} ({percent}%)\n")
+        if fetched and not self.interactive and self._fetch_step(status) != self.last_fetch_step:
+            self.last_fetch_step = self._fetch_step(status)
+            self.stream.write(f"fetched: {fetched}\n")
         self.last_stage = stage
         self.stream.flush()
+
+    @staticmethod
+    def _fetch_step(status: dict[str, Any]) -> int:
+        # A line per quarter of the announced size, or per doubling when no size was announced.
+        fetched, total = int(status.get("fetched_bytes") or 0), int(status.get("fetch_total_bytes") or 0)
+        return 4 * fetched // total if total else fetched.bit_length()
 
     def close(self) -> None:
         """End the redrawn line so that later output starts on its own line."""

@@ -160,6 +160,15 @@ class ApiClient:
         )
         return self._send(request)
 
+    def post_form(self, path: str, fields: dict[str, str]) -> dict[str, Any]:
+        """POST form fields (application/x-www-form-urlencoded) to an API path and return its JSON body."""
+        data = urllib.parse.urlencode(fields).encode()
+        headers = {**self._headers(), "Content-Type": "application/x-www-form-urlencoded"}
+        request = urllib.request.Request(  # noqa: S310 - scheme checked in config_from_args
+            self.url(path), data=data, headers=headers, method="POST"
+        )
+        return self._send(request)
+
     def _headers(self) -> dict[str, str]:
         return {
             "Authorization": f"Token {self.token}",
