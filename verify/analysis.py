@@ -43,7 +43,7 @@ from verify.safeguards import (
     resource_limits,
     strings_truncate,
 )
-from verify.similarity import matching
+from verify.similarity import dense, matching
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def _analyse(item: MediaItem) -> None:
             return  # audio-only evidence: the metadata is the whole analysis
         with tempfile.TemporaryDirectory(prefix="verify-frames-") as work:
             workdir = Path(work)
-            candidates, digests, report = _keyframes_extract(item, path, probe, workdir)
+            candidates, digests, report, dense_frames = _keyframes_extract(item, path, probe, workdir)
             decoding.decoding_save(media_item=item, report=report)
             _progress(item, MediaItem.Stage.HASHES)
             chosen, truncated = keyframes_choose(
@@ -143,7 +143,9 @@ def _analyse(item: MediaItem) -> None:
             tiles = [(digest.tile(), timestamp_s) for timestamp_s, digest in kept]
             cuts = {index for index, c in enumerate(chosen) if REASON_SCENE in c.reasons}
             _contact_sheet_save(item, tiles, workdir, cuts=cuts, duration_s=probe.duration_s)
-            matching.media_matches_update(media_item=item, frames=[(t, digest.pdq) for t, digest in kept])
+            matching.media_matches_update(
+                media_item=item, frames=[(t, digest.pdq) for t, digest in kept], dense=dense_frames
+            )
 
 
 def _probe(path: Path) -> tuple[dict[str, Any], ffmpeg.ProbeResult]:
@@ -235,12 +237,12 @@ def _photo_analyse(item: MediaItem, path: Path, *, kind: str, tags: dict[str, An
         ocr.media_item_ocr(item, {0.0: derived})
         _progress(item, MediaItem.Stage.CONTACT_SHEET)
         _contact_sheet_save(item, [(digest.tile(), 0.0)], Path(work))
-        matching.media_matches_update(media_item=item, frames=[(0.0, digest.pdq)])
+        matching.media_matches_update(media_item=item, frames=[(0.0, digest.pdq)], dense=dense.still_hash(derived))
 
 
 def _keyframes_extract(
     item: MediaItem, path: Path, probe: ffmpeg.ProbeResult, workdir: Path
-) -> tuple[list[CandidateFrame], FrameDigester, decoding.DecodeReport]:
+) -> tuple[list[CandidateFrame], FrameDigester, decoding.DecodeReport, dense.DenseFrames | None]:
     _progress(item, MediaItem.Stage.KEYFRAMES)
     out_dir = workdir / "frames"
     out_dir.mkdir()
@@ -250,6 +252,10 @@ def _keyframes_extract(
     # Unconfirmed candidates and near-duplicates are dropped afterwards, so let ffmpeg write
     # more than the cap.
     max_frames = settings.VERIFY_MAX_KEYFRAMES * 4
+    dense_output = None
+    if not fast and probe.display_width and probe.display_height:
+        width, height = dense.dense_size(probe.display_width, probe.display_height)
+        dense_output = ffmpeg.DenseOutput(workdir / "dense.rgb", width, height, settings.VERIFY_DENSE_RATE_HZ)
     argv = ffmpeg.keyframes_argv(
         path,
         ffmpeg=settings.FFMPEG_BINARY,
@@ -261,6 +267,7 @@ def _keyframes_extract(
         max_frames=max_frames,
         decoder_threads=settings.VERIFY_DECODER_THREADS,
         limits=input_limits(),
+        dense=dense_output,
     )
     try:
         with FrameDigester(out_dir) as digests:  # hashes the frames while ffmpeg decodes
@@ -309,7 +316,12 @@ def _keyframes_extract(
                 height=digest.height,
             )
         )
-    return candidates, digests, report
+    dense_frames = None
+    if dense_output is not None:
+        dense_frames = dense.raw_video_hash(
+            dense_output.path, width=dense_output.width, height=dense_output.height, rate_hz=dense_output.rate_hz
+        )
+    return candidates, digests, report, dense_frames
 
 
 def _keyframe_progress_reporter(item: MediaItem, duration_s: float | None) -> Any:

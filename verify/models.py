@@ -312,6 +312,23 @@ class KeyframeFingerprint(models.Model):
         return f"fingerprint {self.timestamp_s:.3f}s of media {self.media_item_id}"
 
 
+class FrameHashes(models.Model):
+    """PDQ hashes of a media item's frames at a fixed rate, inside any black bars (``verify.similarity.dense``).
+
+    One row per item; ``frames`` packs each frame in 37 bytes (time in ms, quality, hash).
+    """
+
+    media_item = models.OneToOneField(MediaItem, on_delete=models.CASCADE, related_name="frame_hashes")
+    rate_hz = models.FloatField(help_text="Frames hashed per second; 0 for a still.")
+    frame_count = models.PositiveIntegerField()
+    frames = models.BinaryField(help_text="Packed frames: uint32 time in ms, uint8 PDQ quality, 32-byte PDQ hash.")
+    bars = models.JSONField(default=list, help_text="Black bars removed before hashing: left, top, right, bottom.")
+    is_still = models.BooleanField(default=False, help_text="A photo, not a video.")
+
+    def __str__(self) -> str:
+        return f"{self.frame_count} frame hashes of media {self.media_item_id}"
+
+
 class MediaMatch(models.Model):
     """Footage of one media item seen in another: several keyframes matched at one time offset.
 
@@ -326,6 +343,9 @@ class MediaMatch(models.Model):
     time_offset_s = models.FloatField(help_text="Time in this item minus time in the other.")
     mirrored = models.BooleanField(default=False, help_text="The other item shows the footage mirrored.")
     exact = models.BooleanField(default=False, help_text="Both items have the same SHA-256.")
+    transformations = models.JSONField(
+        default=list, help_text="How the other item differs: scaled, bars_removed, rotated, mirrored, still_from_video."
+    )
     found_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -452,6 +452,10 @@ VERIFY_MATCH_TIME_TOLERANCE_S = env_positive_float("VERIFY_MATCH_TIME_TOLERANCE_
 VERIFY_MATCH_MIRRORED = env.bool("VERIFY_MATCH_MIRRORED", default=True)
 # Threads per index lookup; one per worker process keeps analyses from competing for cores.
 VERIFY_SIMILARITY_THREADS = env_positive_int("VERIFY_SIMILARITY_THREADS", 1)
+# Frames hashed per second for recycled footage (in the keyframe pass), and the PDQ distance at
+# which a still matches a still or a frame: PDQ's published single-photo threshold.
+VERIFY_DENSE_RATE_HZ = env_positive_float("VERIFY_DENSE_RATE_HZ", 2.0)
+VERIFY_PHOTO_MAX_DISTANCE = env_positive_int("VERIFY_PHOTO_MAX_DISTANCE", 31)
 
 # --- trusted timestamps (RFC 3161) ---
 # Each stored original's SHA-256, and each evidence package's manifest, is timestamped by every

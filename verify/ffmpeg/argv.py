@@ -107,6 +107,16 @@ def version_argv(*, ffmpeg: str) -> list[str]:
     return [ffmpeg, "-hide_banner", "-version"]
 
 
+@dataclass(frozen=True)
+class DenseOutput:
+    """Where and how the keyframe pass writes its fixed-rate raw RGB copy of the video."""
+
+    path: Path
+    width: int
+    height: int
+    rate_hz: float
+
+
 # Size of the grey copy the scene score is computed on: fine texture and sensor noise
 # average out, so a busy shot does not hide the cut that ends it.
 SCENE_SCORE_SIZE = (160, 90)
@@ -124,8 +134,13 @@ def keyframes_argv(
     max_frames: int,
     decoder_threads: int = 0,
     limits: InputLimits = InputLimits(),  # noqa: B008 - frozen dataclass
+    dense: DenseOutput | None = None,
 ) -> list[str]:
     """Return ffmpeg argv that writes keyframe candidates of path as upright JPEGs, in one pass.
+
+    With ``dense`` (full mode only), a third branch writes every frame at ``dense.rate_hz`` as
+    raw RGB of ``dense.width`` x ``dense.height`` into ``dense.path``: frame n shows the moment
+    n / rate_hz (the fps filter), hashed afterwards for recycled footage.
 
     The decoded video is split in two. The full-resolution branch keeps a frame when it is an
     I-frame, when ``interval_s`` has passed since the last kept frame, or when its full-size
@@ -151,9 +166,12 @@ def keyframes_argv(
     else:
         terms.insert(1, f"gt(scene,{scene_candidate_threshold:g})")
     decoded = ffmpeg_python.input(_input_url(path), **input_options).video
+    dense_branch = None
     if scene_candidate_threshold is not None:
         branches = decoded.split()
         full, small = branches[0], branches[1]
+        if dense is not None:
+            dense_branch = branches[2]
     else:
         full, small = decoded, None
     frames = (
@@ -185,6 +203,14 @@ def keyframes_argv(
             .output("-", f="null")
         )
         outputs.append(scores)
+    if dense is not None and dense_branch is not None:
+        pictures = (
+            dense_branch.filter("fps", dense.rate_hz)
+            .filter("scale", dense.width, dense.height, flags="area")
+            .filter("format", "rgb24")
+            .output(str(dense.path), f="rawvideo")
+        )
+        outputs.append(pictures)
     # One filter thread: the filters' work per frame is small, and slice threads hand every
     # frame to a second thread and wait for it, which cost 8 % of the pass at 720p.
     # Every log line carries its level and repeats are not folded, so the decode errors can be

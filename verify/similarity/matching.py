@@ -27,7 +27,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
-from verify.models import Keyframe, KeyframeFingerprint, MediaItem, MediaMatch
+from verify.models import FrameHashes, Keyframe, KeyframeFingerprint, MediaItem, MediaMatch
+from verify.similarity.dense import DenseFrames, frames_pack
+from verify.similarity.dense_matching import FootageMatch, dense_matches_find
 from verify.similarity.hashes import PDQ_BITS, FramePdq, HashIndex, hamming_hex, hashes_array
 
 logger = logging.getLogger(__name__)
@@ -127,6 +129,7 @@ class Match:
     time_offset_s: float
     mirrored: bool
     exact: bool
+    transformations: tuple[str, ...] = ()
 
     @property
     def similarity(self) -> float:
@@ -228,7 +231,9 @@ def matches_find(
     return sorted(best.values(), key=lambda m: (-len(m.frame_pairs), m.other_id))
 
 
-def media_matches_update(*, media_item: MediaItem, frames: Sequence[tuple[float, FramePdq]]) -> list[Match]:
+def media_matches_update(
+    *, media_item: MediaItem, frames: Sequence[tuple[float, FramePdq]], dense: DenseFrames | None = None
+) -> list[Match]:
     """Fingerprint the item's keyframes, find the archived items it matches and store the pairs.
 
     ``frames`` are the (timestamp, PDQ hashes) of the keyframes just saved. Idempotent: the
@@ -255,10 +260,19 @@ def media_matches_update(*, media_item: MediaItem, frames: Sequence[tuple[float,
         )
         if settings.VERIFY_MATCH_MIRRORED:
             mirrored[timestamp_s] = frame.pdq_mirrored
+    is_still = Keyframe.Reason.PHOTO in next(iter(keyframes.values())).reasons if keyframes else False
     with transaction.atomic():
         KeyframeFingerprint.objects.filter(media_item=media_item).delete()
         KeyframeFingerprint.objects.bulk_create(fingerprints)
+        FrameHashes.objects.filter(media_item=media_item).delete()
+        if dense is not None:
+            FrameHashes.objects.create(
+                media_item=media_item, rate_hz=dense.rate_hz, frame_count=len(dense.frames),
+                frames=frames_pack(dense.frames), bars=[round(b, 4) for b in dense.bars], is_still=is_still,
+            )  # fmt: skip
     matches = matches_find(media_item=media_item, fingerprints=fingerprints, mirrored=mirrored)
+    if dense is not None:
+        matches = _merged(matches, dense_matches_find(media_item=media_item, dense=dense, is_still=is_still))
     rows = []
     for match in matches:
         pairs = [[round(a, 3), round(b, 3)] for a, b in match.frame_pairs]
@@ -267,6 +281,7 @@ def media_matches_update(*, media_item: MediaItem, frames: Sequence[tuple[float,
             "matched_frame_count": len(pairs),
             "mirrored": match.mirrored,
             "exact": match.exact,
+            "transformations": list(match.transformations),
         }
         rows.append(
             MediaMatch(
@@ -292,6 +307,23 @@ def media_matches_update(*, media_item: MediaItem, frames: Sequence[tuple[float,
     if matches:
         logger.info("media %s matches media %s", media_item.pk, ", ".join(str(m.other_id) for m in matches))
     return matches
+
+
+def _merged(keyframe_matches: list[Match], footage_matches: list[FootageMatch]) -> list[Match]:
+    """Return one match per archived item: the dense frames' when they found it, with the exact flag kept."""
+    merged = {m.other_id: m for m in keyframe_matches}
+    for found in footage_matches:
+        exact = merged[found.other_id].exact if found.other_id in merged else False
+        merged[found.other_id] = Match(
+            other_id=found.other_id,
+            frame_pairs=found.frame_pairs,
+            distances=found.distances,
+            time_offset_s=found.time_offset_s,
+            mirrored="mirrored" in found.transformations,
+            exact=exact,
+            transformations=found.transformations,
+        )
+    return sorted(merged.values(), key=lambda m: (-len(m.frame_pairs), m.other_id))
 
 
 # --- reads ----------------------------------------------------------------------------------
