@@ -216,6 +216,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # prepared: PostgreSQL stops planning the same polling queries again and again.
         # Turn off behind a transaction-mode pooler that cannot keep prepared statements.
         DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
+    if not env.bool("DATABASE_JIT", default=False):
+        # PostgreSQL's JIT compiles a query whose estimated cost is high, even when it runs in
+        # milliseconds: the visibility subqueries of an analyst's case list and search cost
+        # 3-6 s of compiling each (benchmark --mode search). Off for this connection only.
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["options"] = f"{options.get('options', '')} -c jit=off".strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
