@@ -148,3 +148,16 @@ def test_timing_gives_no_signal_within_a_day_or_without_a_value() -> None:
                                posted_at_source="yt-dlp timestamp", claimed_date=date(2024, 3, 1)) == []  # fmt: skip
     assert post_timing_signals(captured=None, captured_source="", posted_at=None, posted_at_source="",
                                claimed_date=date(2024, 3, 1)) == []  # fmt: skip
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url", ["https://t.me/c/1234567890/89", "https://t.me/+AbCdEf123", "https://t.me/joinchat/AbC"]
+)
+def test_a_private_telegram_link_fails_naming_the_credentials_it_needs(url: str) -> None:
+    item, failure = _fetch(url)
+
+    assert failure is not None and failure.code == "source_private"
+    assert failure.message.startswith("The link is to a private Telegram channel or group.")
+    assert "VERIFY_TELEGRAM_API_ID and VERIFY_TELEGRAM_API_HASH" in failure.message
+    assert SourcePost.objects.get(pk=item.source_post_id).state == "failed"

@@ -106,14 +106,32 @@ def media_item_fetch(item: MediaItem) -> None:
         raise
 
 
+def _telegram_checked(url: str, extract: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Refuse a private Telegram link before any request, and say what reading one needs when Telegram refuses."""
+    if posts.telegram_private_link(url):
+        raise AnalysisFailure(
+            "source_private", f"The link is to a private Telegram channel or group. {posts.TELEGRAM_CREDENTIALS_NOTE}"
+        )
+    try:
+        return extract()
+    except AnalysisFailure as failure:
+        if failure.code == "source_private" and posts.telegram_embed_url(url):
+            raise AnalysisFailure(failure.code, f"{failure.message} {posts.TELEGRAM_CREDENTIALS_NOTE}") from failure
+        raise
+
+
 def _fetch(item: MediaItem, post: SourcePost) -> None:
     session = _session()
     limits: dict[str, Any] = {"stall_timeout_s": session.stall_timeout_s, "max_bytes": session.max_bytes}
     with tempfile.TemporaryDirectory(prefix="verify-fetch-", dir=settings.FILE_UPLOAD_TEMP_DIR) as work:
         workdir = Path(work)
         with EgressProxy(session) as proxy:
-            info = _guarded(
-                session, lambda: ytdlp.info_extract(post.submitted_url, proxy_url=proxy.url, workdir=workdir, **limits)
+            info = _telegram_checked(
+                post.submitted_url,
+                lambda: _guarded(
+                    session,
+                    lambda: ytdlp.info_extract(post.submitted_url, proxy_url=proxy.url, workdir=workdir, **limits),
+                ),
             )
             fields = posts.info_fields(
                 info, submitted_url=post.submitted_url, max_info_bytes=settings.VERIFY_FETCH_MAX_INFO_BYTES

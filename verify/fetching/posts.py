@@ -42,6 +42,19 @@ class FetchedPage:
         return "html" in self.content_type.lower()
 
 
+_TELEGRAM_PRIVATE = re.compile(r"^https?://(?:www\.)?(?:t|telegram)\.me/(?:c/\d+|\+|joinchat/)", re.I)
+TELEGRAM_CREDENTIALS_NOTE = (
+    "Private Telegram channels and groups can only be read with a Telegram account's API credentials "
+    "(VERIFY_TELEGRAM_API_ID and VERIFY_TELEGRAM_API_HASH, from my.telegram.org), and reading with them is "
+    "not built into this service yet: submit the media as a file."
+)
+
+
+def telegram_private_link(url: str) -> bool:
+    """Return whether the URL points into a private Telegram channel or group (t.me/c/…, an invite link)."""
+    return bool(_TELEGRAM_PRIVATE.match(url))
+
+
 def telegram_embed_url(url: str) -> str | None:
     """Return the public embed page of a t.me post link, or None for any other link."""
     found = _TELEGRAM_POST.match(url)
