@@ -222,3 +222,13 @@ def test_a_reviewer_proposes_a_verdict_and_a_lead_closes_the_case_in_the_browser
     assert not violations, violations_text(violations)
     save_full_page(browser, ARTIFACTS / "admin-case-list.png")
     save_doc_image(ARTIFACTS / "admin-case-list.png", "desk-case-list.png")
+    # the media page: facts in words, keyframes blurred, nothing serious for axe
+    item_id = submitted.json()["id"]
+    browser.get(f"{live_server.url}/admin/verify/mediaitem/{item_id}/change/")
+    facts = wait_for(browser, "#evidence").text
+    assert "Original file name" in facts and "integrity_mismatch" not in browser.page_source
+    assert "blur" in blur_of(browser, browser.find_element(By.CSS_SELECTOR, "#keyframes .kf-blur img"))
+    assert "first frame after a cut" in browser.find_element(By.ID, "keyframes").text
+    violations = axe_violations(browser)
+    assert not violations, violations_text(violations)
+    save_full_page(browser, ARTIFACTS / "admin-media-page.png")

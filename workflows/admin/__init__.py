@@ -188,6 +188,7 @@ class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-ar
             path("<int:case_id>/checklist/", view(views.case_checklist_view), name="workflows_case_checklist"),
             path("<int:case_id>/assignment/", view(views.case_assign_view), name="workflows_case_assign"),
             path("<int:case_id>/exports/", view(views.case_export_view), name="workflows_case_export"),
+            path("<int:case_id>/link/", view(views.case_link_view), name="workflows_case_link"),
             path("sun/", view(sun_panel.sun_view), name="workflows_case_sun"),
             path("time-zone/", view(views.time_zone_view), name="workflows_case_time_zone"),
             path(
@@ -229,6 +230,10 @@ class MediaItemAdmin(RoleScopedAdminMixin, EvidenceMediaItemAdmin):
     """Media evidence, read-only, limited to the cases the user may see."""
 
     inlines = []  # the page shows metadata and keyframes in words (media_page)
+
+    class Media:
+        css = DESK_MEDIA["css"]
+        js = DESK_MEDIA["js"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[MediaItem]:
         return selectors.media_item_list_for_user(user=request.user).select_related("case")
