@@ -19,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_DIR = ROOT / ".venv"
+# The installer of the pins (see _install); pip is the fallback.
+UV_PIN = "uv==0.13.8"
 # One digest per line, for each requirements set installed in .venv as it is now.
 STAMP = VENV_DIR / ".requirements.sha256"
 RUNTIME_REQUIREMENTS = ROOT / "requirements.txt"
@@ -172,12 +174,29 @@ def ensure_virtualenv(*, dev: bool) -> Path:
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV_DIR)
     requirements = DEV_REQUIREMENTS if dev else RUNTIME_REQUIREMENTS
     _say(f"installing the pins in {requirements.name} (first run takes a minute)")
-    subprocess.run(  # noqa: S603
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(requirements)],
-        check=True,
-    )
+    _install(python, requirements)
     STAMP.write_text("\n".join([runtime_digest, dev_digest] if dev else [runtime_digest]) + "\n")
     return python
+
+
+def _install(python: Path, requirements: Path) -> None:
+    """Install a requirements file into .venv with uv, or with pip where uv cannot.
+
+    uv downloads and builds in parallel: on a fresh machine it installs the test pins in under a
+    minute, where pip takes several. The pins are the same either way.
+    """
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    uv = VENV_DIR / "bin" / "uv"
+    try:
+        if not uv.exists():
+            subprocess.run([*pip, UV_PIN], check=True)  # noqa: S603
+        subprocess.run(  # noqa: S603
+            [str(uv), "pip", "install", "--quiet", "--python", str(python), "-r", str(requirements)], check=True
+        )
+        return
+    except (OSError, subprocess.CalledProcessError):
+        _say("uv could not install the pins; installing them with pip instead")
+    subprocess.run([*pip, "-r", str(requirements)], check=True)  # noqa: S603
 
 
 def bootstrap_and_reexec(argv: list[str]) -> None:
