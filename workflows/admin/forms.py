@@ -98,3 +98,10 @@ def checklist_forms(case: Case, data: Any = None) -> list[tuple[ChecklistItem, C
         )
         for item in items
     ]
+
+
+class LinkForm(forms.Form):
+    """A post or media URL to fetch into the case, as the API's ``url``."""
+
+    url = forms.URLField(max_length=2000, assume_scheme="https", label="Link to a post or media file")
+    refetch = forms.BooleanField(required=False, label="Fetch again even if fetched before")

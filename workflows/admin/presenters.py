@@ -11,6 +11,7 @@ from verify.models import MediaMetadata
 from workflows import selectors, services, transitions
 from workflows.admin import photo_panels, sun_panel
 from workflows.admin.forms import AssignmentForm, NoteForm, TransitionForm, checklist_forms
+from workflows.api.media.posts import post_signals
 from workflows.models import AuditEvent, Case, Note, Status
 from workflows.transitions import Move, Role
 
@@ -191,6 +192,7 @@ def case_desk_context(request: HttpRequest, case: Case) -> dict[str, Any]:
             ],
             "signals": [s for s in photo_panels.signals_of(getattr(item, "metadata", None)) if s["code"] != "partial"],
             "partial": partial_signal(photo_panels.signals_of(getattr(item, "metadata", None))),
+            "post_signals": post_signals(item) if item.source_post_id else [],
             "credentials": photo_panels.credentials_panel(item),
             "keyframes": [(keyframe, clock(keyframe.timestamp_s)) for keyframe in item.keyframes.all()],
             # A duplicate in another case is named by the seen-before banner, and only if visible.

@@ -24,6 +24,7 @@ from workflows import selectors, services
 from workflows.admin.forms import (
     AssignmentForm,
     ExportForm,
+    LinkForm,
     NoteForm,
     NoteVersionForm,
     TimeZoneForm,
@@ -203,6 +204,27 @@ def case_export_view(request: HttpRequest, case_id: int) -> HttpResponse:
             f"{Export.Kind(kind).label} requested; it appears under Exports when it is ready.",
         )
     return HttpResponseRedirect(case_page_url(case, "exports"))
+
+
+@require_POST
+def case_link_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    """Add a link to the case: the worker fetches the post, as for a link sent to the API."""
+    case = _visible_case(request, case_id)
+    form = LinkForm(request.POST)
+    if not selectors.user_roles(request.user):
+        messages.error(request, "Your account has no role in this service; ask a lead to give you one.")
+    elif not form.is_valid():
+        messages.error(request, _form_errors(form))
+    else:
+        url, refetch = form.cleaned_data["url"], form.cleaned_data["refetch"]
+        _attempt(
+            request,
+            lambda: services.case_media_submit(
+                case=case, claim_fields={}, submitted_by=request.user, url=url, refetch=refetch
+            ),
+            "Link added; the worker fetches the post, then analyses it.",
+        )
+    return HttpResponseRedirect(case_page_url(case))
 
 
 @require_POST
