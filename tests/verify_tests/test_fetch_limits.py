@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,13 +54,13 @@ def _fetch(url: str) -> tuple[Any, AnalysisFailure | None]:
 
 
 def test_fetch_refuses_a_ten_gigabyte_answer_on_its_header(server: FetchServer) -> None:
-    started = time.monotonic()
+    # The server sends the header and never a byte of the body: an answer naming the announced
+    # size (not a stall or a short read) shows the refusal came from the header alone.
     item, failure = _fetch(server.url("/huge.mp4"))
 
     assert failure is not None
     assert failure.code == "too_large"
     assert failure.message.startswith("The source announced 10,737,418,240 bytes; the most fetched is")
-    assert time.monotonic() - started < 4  # refused on the header, not after waiting for the body
 
 
 def test_fetch_stops_a_source_that_goes_quiet(server: FetchServer, settings: Any) -> None:
