@@ -168,8 +168,8 @@ def _corpus_dir() -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.django_db
-def test_recycled_evaluation_smoke_no_false_matches() -> None:
+@pytest.mark.django_db(transaction=True)
+def test_recycled_evaluation_smoke_copies_found_and_no_false_matches() -> None:
     # given: one original, a few of its reposts, the same place filmed elsewhere and another photo
     clips = corpus(_corpus_dir(), originals=ORIGINALS[:1], reposts=SMOKE_REPOSTS, others=("other_photo_camera",))
     # when
@@ -177,10 +177,12 @@ def test_recycled_evaluation_smoke_no_false_matches() -> None:
     # then
     print("\n" + table(rows))
     assert sum(r.false_matches for r in rows.values()) == 0, raw["matches"]
+    # the re-encode, the rotated copy, the barred copy and the JPEG screenshot all find the original
+    assert all(r.found == r.expected for r in rows.values()), raw["matches"]
 
 
 @pytest.mark.skipif(not os.environ.get("VERIFY_RECYCLED_EVALUATION"), reason="the full evaluation is a command")
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_recycled_evaluation_full() -> None:
     clips = corpus(
         _corpus_dir(), originals=ORIGINALS, reposts=tuple(REPOSTS), others=("other_photo_camera", "other_photo_chelsea")
@@ -192,4 +194,4 @@ def test_recycled_evaluation_full() -> None:
 
 if __name__ == "__main__":
     os.environ["VERIFY_RECYCLED_EVALUATION"] = "1"
-    sys.exit(pytest.main([__file__, "-s", "-q", "-p", "no:cacheprovider", "-k", "full", "-W", "ignore"]))
+    sys.exit(pytest.main([__file__, "-s", "-q", "-p", "no:cacheprovider", "-k", "full", "-W", "ignore", "--timeout=0"]))

@@ -25,7 +25,7 @@ DENSE_MAX_SIDE_PX = 160
 # A row or column is part of a bar when it is this dark (0-255) in every sampled frame...
 _BAR_MAX_LUMA = 28
 # ...and the bars together leave at least this share of the frame.
-_MIN_CONTENT_SHARE = 0.4
+_MIN_CONTENT_SHARE = 0.25
 # pdqhash.compute_dihedral's order: as is, rotated 90° counter-clockwise, 180°, 90° clockwise,
 # flipped top to bottom, mirrored left to right, and the two transposes.
 DIHEDRAL_NAMES = ("upright", "rotated", "rotated", "rotated", "mirrored", "mirrored", "mirrored", "mirrored")
