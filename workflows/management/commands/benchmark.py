@@ -1,4 +1,4 @@
-"""Measure the analysis, the upload path and the status endpoint against the performance targets."""
+"""Measure the analysis, OCR, the upload path, the status endpoint and search against the performance targets."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from django.db import connection
 
 from verify import ffmpeg
 from verify.analysis import ffmpeg_version
-from workflows.benchmark import analysis, package, photo, sandbox, status, web
+from workflows.benchmark import analysis, ocr, package, photo, sandbox, search, status, web
 from workflows.benchmark.clip import SMOKE_CLIP, ClipSpec, reference_clip_cached
 from workflows.benchmark.report import Report, report_render
 
-MODES = ("analysis", "upload", "status", "photo", "package")
+# "all" runs these; the analysis mode also times OCR on and off, which "ocr" runs alone.
+MODES = ("analysis", "upload", "status", "photo", "package", "search")
 SIZES = ("1280x720", "1920x1080")
 DEFAULT_POSTGRES_URL = "postgres://root@127.0.0.1:5432/postgres"
 UPLOAD_BYTES = 2 * 1000**3
@@ -33,20 +34,21 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--mode", choices=(*MODES, "all"), default="analysis")
+        parser.add_argument("--mode", choices=(*MODES, "ocr", "all"), default="analysis")
         parser.add_argument("--size", choices=SIZES, default="1280x720", help="Reference clip size.")
         parser.add_argument("--rounds", type=int, default=5, help="Interleaved rounds of each timing.")
         parser.add_argument(
             "--smoke",
             action="store_true",
-            help="One round on a 12-second 320x240 clip, a 64 MiB upload and a 2-second load on SQLite; "
+            help="One round on a 12-second 320x240 clip, a 64 MiB upload, a 2-second load and a search over "
+            "1,000 cases on SQLite; "
             "timing ratios are reported but not enforced.",
         )
         parser.add_argument("--cache-dir", type=Path, default=None, help="Where generated clips are kept.")
         parser.add_argument(
             "--postgres-url",
             default=os.environ.get("VERIFY_BENCHMARK_POSTGRES_URL", DEFAULT_POSTGRES_URL),
-            help="Server for the status mode's throwaway database (created and dropped).",
+            help="Server for the status and search modes' throwaway database (created and dropped).",
         )
         parser.add_argument("--web-workers", type=int, default=4, help="gunicorn sync workers for the status mode.")
         parser.add_argument("--connections", type=int, default=8, help="Concurrent connections of the load.")
@@ -82,7 +84,7 @@ class Command(BaseCommand):
                 *(["--smoke"] if smoke else []),
             ]  # fmt: skip
             try:
-                if mode == "status" and not smoke:
+                if mode in ("status", "search") and not smoke:
                     with sandbox.postgres_database(options["postgres_url"]) as database_url:
                         report.extend(sandbox.sandbox_run(arguments, database_url=database_url))
                 else:
@@ -118,6 +120,13 @@ class Command(BaseCommand):
             report = analysis.analysis_benchmark(
                 clip, spec=spec, warm_up_clip=small, rounds=options["rounds"], enforce_timing=not smoke
             )
+            report.extend(
+                ocr.ocr_benchmark(clip, warm_up_clip=small, rounds=options["rounds"], enforce_timing=not smoke)
+            )
+        elif mode == "ocr":
+            report = ocr.ocr_benchmark(clip, warm_up_clip=small, rounds=options["rounds"], enforce_timing=not smoke)
+        elif mode == "search":
+            report = search.search_benchmark(smoke=smoke, rounds=options["rounds"])
         elif mode == "photo":
             reference = photo.reference_photo(cache_dir / "photo-12mp.jpg")
             report = photo.photo_benchmark(reference, rounds=options["rounds"], enforce_timing=not smoke)
