@@ -140,7 +140,7 @@ def _keyframe_pool_pid(item_id: int, *workers: WorkerProcess) -> int:
 def _finished_once(item_id: int, *workers: WorkerProcess) -> MediaItem:
     wait_until(lambda: item(item_id).is_finished, FINISH_TIMEOUT_S, "the analysis to finish")
     finished = item(item_id)
-    assert finished.state == MediaItem.State.SUCCEEDED, finished.error_message
+    assert finished.state == MediaItem.State.SUCCEEDED, "\n".join(worker.log()[-4000:] for worker in workers)
     time.sleep(0.5)  # the worker's log line follows the commit
     assert sum(worker.log().count(f"media {item_id} finished: succeeded") for worker in workers) == 1
     times = list(Keyframe.objects.filter(media_item_id=item_id).values_list("timestamp_s", flat=True))
