@@ -143,11 +143,14 @@ def _video_match(
     overlap_pictures = _distinct(query.frames["pdq"][overlap], photo_radius)
     matched_pictures = _distinct(query.frames["pdq"][sorted(matched)], photo_radius)
     needed = settings.VERIFY_MATCH_MIN_FRAMES
-    if overlap_pictures >= needed:
-        return (best_offset, matched) if matched_pictures >= needed else None
-    # Fewer different pictures than a match needs: every one must match as a photo would.
+    # Dense frames give far more chances than keyframes to line up loose look-alikes (dark,
+    # low-contrast footage sits within 64 bits of other such footage): at least one picture must
+    # match as a photo would.
     close = [q for q, (_, distance) in matched.items() if distance <= photo_radius]
     close_pictures = _distinct(query.frames["pdq"][close], photo_radius) if close else 0
+    if overlap_pictures >= needed:
+        return (best_offset, matched) if matched_pictures >= needed and close_pictures >= 1 else None
+    # Fewer different pictures than a match needs: every one must match as a photo would.
     if close_pictures < overlap_pictures:
         return None
     return best_offset, matched
