@@ -228,6 +228,19 @@ def case_summaries(*, case_ids: Any) -> dict[int, dict[str, Any]]:
     return {case.pk: case_summary(case) for case in Case.objects.filter(pk__in=case_ids)}
 
 
+# A match found on the dense frames pairs moments between keyframes: show the keyframe nearest
+# each moment, if one is this close.
+_NEAREST_KEYFRAME_S = 0.6
+
+
+def _nearest_keyframe(keyframes: dict[tuple[int, float], Keyframe], item_id: int, time_s: float) -> Keyframe | None:
+    exact = keyframes.get(_keyframe_key(item_id, time_s))
+    if exact is not None:
+        return exact
+    near = [k for (i, t), k in keyframes.items() if i == item_id and abs(t - time_s) <= _NEAREST_KEYFRAME_S]
+    return min(near, key=lambda k: abs(k.timestamp_s - time_s), default=None)
+
+
 def case_seen_before_for_user(*, case: Case, user: Any) -> CaseSeenBefore:
     """Return the other cases this user may see that hold this case's footage, with matched keyframes.
 
@@ -268,8 +281,8 @@ def case_seen_before_for_user(*, case: Case, user: Any) -> CaseSeenBefore:
             MatchedFramePair(
                 time_s=a,
                 other_time_s=b,
-                keyframe=keyframes.get(_keyframe_key(item_id, a)),
-                other_keyframe=keyframes.get(_keyframe_key(other_id, b)),
+                keyframe=_nearest_keyframe(keyframes, item_id, a),
+                other_keyframe=_nearest_keyframe(keyframes, other_id, b),
             )
             for a, b in times
         ]

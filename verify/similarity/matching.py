@@ -310,17 +310,29 @@ def media_matches_update(
 
 
 def _merged(keyframe_matches: list[Match], footage_matches: list[FootageMatch]) -> list[Match]:
-    """Return one match per archived item: the dense frames' when they found it, with the exact flag kept."""
+    """Return one match per archived item, with the keyframe pairs where the keyframe matcher found it too."""
     merged = {m.other_id: m for m in keyframe_matches}
     for found in footage_matches:
-        exact = merged[found.other_id].exact if found.other_id in merged else False
+        keyed = merged.get(found.other_id)
+        if keyed is not None:
+            # Both found it: keep the keyframe pairs, which reviewers see side by side.
+            merged[found.other_id] = Match(
+                other_id=found.other_id,
+                frame_pairs=keyed.frame_pairs,
+                distances=keyed.distances,
+                time_offset_s=keyed.time_offset_s,
+                mirrored=keyed.mirrored or "mirrored" in found.transformations,
+                exact=keyed.exact,
+                transformations=found.transformations,
+            )
+            continue
         merged[found.other_id] = Match(
             other_id=found.other_id,
             frame_pairs=found.frame_pairs,
             distances=found.distances,
             time_offset_s=found.time_offset_s,
             mirrored="mirrored" in found.transformations,
-            exact=exact,
+            exact=False,
             transformations=found.transformations,
         )
     return sorted(merged.values(), key=lambda m: (-len(m.frame_pairs), m.other_id))
