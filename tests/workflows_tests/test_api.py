@@ -232,7 +232,10 @@ def test_status_endpoint_is_small(api, shots_clip):
 
     status = api.get(f"/api/v1/media/{item['id']}/status/").json()
 
-    assert set(status) == {"id", "state", "stage", "progress_percent", "error", "attempts", "updated_at"}
+    assert set(status) == {
+        "id", "state", "stage", "progress_percent", "fetched_bytes", "fetch_total_bytes", "error", "detail",
+        "attempts", "updated_at",
+    }  # fmt: skip
     assert status["state"] == "queued" and status["error"] is None
 
 
