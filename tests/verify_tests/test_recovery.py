@@ -286,6 +286,7 @@ def test_fault_drill_smoke_prints_the_recovery_table():
     assert rows["`interrupted` seen in the status"] == "yes"
 
 
+@pytest.mark.slow  # runs `manage.py up`; CI runs it on PostgreSQL + Redis
 def test_up_restarts_a_worker_that_died_and_says_so(tmp_path: Path):
     # given: `manage.py up` on its own var/, serving
     env = {

@@ -86,6 +86,7 @@ def _run_up_until_ready(var_dir: Path) -> str:
     return log_path.read_text(errors="replace")
 
 
+@pytest.mark.slow  # runs `manage.py up` twice; CI runs it on PostgreSQL + Redis
 @pytest.mark.timeout(240)
 def test_up_shows_the_admin_token_only_when_it_creates_it(tmp_path: Path):
     # when
