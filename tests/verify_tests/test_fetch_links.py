@@ -105,7 +105,7 @@ def test_a_redirect_to_an_address_not_allowed_is_refused_and_never_reached(api: 
 
     # then
     assert outcome.detail["state"] == "failed"
-    assert outcome.detail["error"]["code"] == "fetch_refused_address"
+    assert outcome.detail["error"]["code"] == "fetch_refused_address", outcome.detail["error"]
     assert outcome.detail["error"]["message"] == (
         f"Refused to connect to 127.0.0.1 port {internal.port}: it is a loopback address, which fetches may not reach."
     )

@@ -228,12 +228,13 @@ def test_recovery_worker_told_to_stop_hands_the_job_to_the_other_worker(
 def test_recovery_slow_healthy_analysis_starved_of_cpu_is_not_taken_over(
     paused_session_worker, workers, api, polling, long_clip, tmp_path
 ):
-    # given: a very short lease (1.5 s, a heartbeat every 0.5 s) and workers starved by busy processes
-    env = {"VERIFY_JOB_LEASE_S": "1.5", "VERIFY_JOB_HEARTBEAT_S": "0.5"}
+    # given: a very short lease (1 s, a heartbeat every 0.3 s) and workers starved by busy processes
+    lease_s = 1.0
+    env = {"VERIFY_JOB_LEASE_S": str(lease_s), "VERIFY_JOB_HEARTBEAT_S": "0.3"}
     first, second = workers(env), workers(env)
     hogs = [
         subprocess.Popen([sys.executable, "-c", "while True: pass"], cwd=ROOT)  # noqa: S603
-        for _ in range(os.cpu_count() or 1)
+        for _ in range(2 * (os.cpu_count() or 1))
     ]
     try:
         for worker in (first, second):
@@ -251,7 +252,7 @@ def test_recovery_slow_healthy_analysis_starved_of_cpu_is_not_taken_over(
             hog.kill()
             hog.wait()
     took_s = time.monotonic() - started
-    assert took_s > 4 * 1.5, f"the analysis took {took_s:.1f} s: not slow enough to outlast the lease"
+    assert took_s > 4 * lease_s, f"the analysis took {took_s:.1f} s: not slow enough to outlast the lease"
     assert finished.attempts == 1
     assert "interrupted" not in status_log.states()
     assert _interruptions(item_id) == []

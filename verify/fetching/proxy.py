@@ -194,10 +194,15 @@ class _Handler(socketserver.StreamRequestHandler):
         length = None
         for _ in range(_MAX_HEADER_LINES):
             raw = reader.readline(_MAX_HEADER_BYTES)
-            head.append(raw)
             if raw in (b"\r\n", b"\n", b""):
+                # One request per connection to the proxy: the client must not send the next
+                # one (a redirect, say) down this connection after the proxy has closed it.
+                head += [b"Connection: close\r\n", b"\r\n"]
                 break
             name, _, value = raw.decode("latin-1").partition(":")
+            if name.strip().lower() in ("connection", "keep-alive", "proxy-connection"):
+                continue
+            head.append(raw)
             if name.strip().lower() == "content-length" and value.strip().isdigit():
                 length = int(value.strip())
         status = int(status_line.split()[1]) if len(status_line.split()) > 1 else 0
