@@ -95,6 +95,9 @@ def _postgres_ranked(cases: QuerySet[Case], words: list[str], q: str) -> QuerySe
     hex_prefix = q.strip().lower()
     if _HEX.match(hex_prefix):
         matches |= Q(pk__in=MediaItem.objects.filter(sha256__startswith=hex_prefix).values("case"))
+    if " " not in q.strip() and ("/" in q or "." in q):
+        # PostgreSQL's parser keeps a URL whole (t.me/example/12), so a part of one is matched as text.
+        matches |= Q(source_url__icontains=q.strip())
     return (
         cases.filter(matches)
         .annotate(

@@ -75,7 +75,7 @@ def _case_evidence_arrive(*, case: Case, actor: Any) -> Case:
     locked: a verdict approved at the same moment either lands first (and the media is refused)
     or finds the version changed.
     """
-    case = Case.objects.select_for_update().select_related("assignee").get(pk=case.pk)
+    case = Case.objects.select_for_update(of=("self",)).select_related("assignee").get(pk=case.pk)
     on_hold = case.status == Status.ON_HOLD
     checked = transitions.evidence_check(status=case.held_from if on_hold else case.status)
     if isinstance(checked, Refusal):
