@@ -19,7 +19,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,7 +28,8 @@ from django.conf import settings
 
 from verify.models import FrameHashes, MediaItem
 from verify.similarity.dense import DIHEDRAL_NAMES, DenseFrames, frames_unpack
-from verify.similarity.hashes import PDQ_BITS, HashIndex
+from verify.similarity.hashes import PDQ_BITS
+from verify.similarity.index import MultiHashIndex, range_search_flat
 
 # An index id is the media item id and the frame's index within it.
 _FRAME_BITS = 24
@@ -43,7 +44,7 @@ class DenseIndex:
     """
 
     def __init__(self, *, settle_s: float = 60.0) -> None:
-        self._index = HashIndex(threads=settings.VERIFY_SIMILARITY_THREADS)
+        self._index = MultiHashIndex(threads=settings.VERIFY_SIMILARITY_THREADS)
         self._settle_s = settle_s
         self._settled_id = 0
         self._recent_ids: set[int] = set()
@@ -156,31 +157,35 @@ def _video_match(
     return best_offset, matched
 
 
+def _frame_hits(queries: np.ndarray, usable: np.ndarray, other: np.ndarray) -> list[tuple[int, int, int]]:
+    """Return (query frame, other frame, distance) of every pair within VERIFY_PDQ_MAX_DISTANCE."""
+    kept = np.flatnonzero(other["quality"] >= settings.VERIFY_PDQ_MIN_QUALITY)
+    q, o, d = range_search_flat(queries, other["pdq"][kept], settings.VERIFY_PDQ_MAX_DISTANCE)
+    return list(zip(usable[q].tolist(), kept[o].tolist(), d.tolist(), strict=True))
+
+
 def dense_matches_find(*, media_item: MediaItem, dense: DenseFrames, is_still: bool) -> list[FootageMatch]:
     """Return the archived items whose footage (or photo) this item's dense frames show."""
     usable = np.flatnonzero(dense.frames["quality"] >= settings.VERIFY_PDQ_MIN_QUALITY)
     if not len(usable):
         return []
     queries = dense.dihedral[usable].reshape(-1, dense.dihedral.shape[2])
-    results = dense_index().search(queries, max_distance=settings.VERIFY_PDQ_MAX_DISTANCE)
-    groups: dict[tuple[int, int], dict[tuple[int, int], int]] = defaultdict(dict)
-    for row, result in enumerate(results):
-        q, variant = int(usable[row // 8]), row % 8
-        for hit_id, distance in result:
-            key = (hit_id >> _FRAME_BITS, variant)
-            pair = (q, hit_id & ((1 << _FRAME_BITS) - 1))
-            groups[key][pair] = min(distance, groups[key].get(pair, distance))
+    # Every match needs a picture within the single-photo radius, the radius the index's tables
+    # answer: the index finds the items, and their wider hits are read from their own frames.
+    seed_radius = min(settings.VERIFY_PHOTO_MAX_DISTANCE, settings.VERIFY_PDQ_MAX_DISTANCE)
+    results = dense_index().search(queries, max_distance=seed_radius)
+    groups = {(hit_id >> _FRAME_BITS, row % 8) for row, result in enumerate(results) for hit_id, _ in result}
     others = {
         row.media_item_id: row
         for row in FrameHashes.objects.filter(media_item_id__in={k[0] for k in groups}).exclude(media_item=media_item)
     }
     best: dict[int, FootageMatch] = {}
-    for (other_id, variant), pairs in groups.items():
+    for other_id, variant in sorted(groups):
         stored = others.get(other_id)
         if stored is None:
             continue  # deleted, or this item itself
         other = frames_unpack(stored.frames)
-        hits = [(q, o, d) for (q, o), d in pairs.items() if o < len(other)]
+        hits = _frame_hits(dense.dihedral[usable, variant], usable, other)
         transformations = [DIHEDRAL_NAMES[variant]] if variant else []
         if dense.has_bars or any(stored.bars):
             transformations.append("bars_removed")
