@@ -43,7 +43,7 @@ from verify.safeguards import (
     resource_limits,
     strings_truncate,
 )
-from verify.similarity import dense, matching
+from verify.similarity import audio, dense, matching
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,8 @@ def _analyse(item: MediaItem) -> None:
                 "no_media_streams", "The file has no video or audio stream, so there is nothing to analyse."
             )
         if not probe.has_video:
-            return  # audio-only evidence: the metadata is the whole analysis
+            _audio_match(item, path, has_audio=probe.has_audio)
+            return  # audio-only evidence: the metadata and the soundtrack are the whole analysis
         with tempfile.TemporaryDirectory(prefix="verify-frames-") as work:
             workdir = Path(work)
             candidates, digests, report, dense_frames = _keyframes_extract(item, path, probe, workdir)
@@ -146,6 +147,14 @@ def _analyse(item: MediaItem) -> None:
             matching.media_matches_update(
                 media_item=item, frames=[(t, digest.pdq) for t, digest in kept], dense=dense_frames
             )
+        _audio_match(item, path, has_audio=probe.has_audio)
+
+
+def _audio_match(item: MediaItem, path: Path, *, has_audio: bool) -> None:
+    # After the picture matches are written: same audio is added to them or stored beside them.
+    with tempfile.TemporaryDirectory(prefix="verify-audio-") as work:
+        found = audio.audio_print_compute(path, workdir=Path(work)) if has_audio else None
+    audio.audio_matches_update(media_item=item, audio=found)
 
 
 def _probe(path: Path) -> tuple[dict[str, Any], ffmpeg.ProbeResult]:

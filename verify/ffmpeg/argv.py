@@ -264,6 +264,26 @@ def reference_clip_argv(
     return list(output.overwrite_output().compile(cmd=ffmpeg))
 
 
+def audio_fingerprint_argv(
+    path: Path,
+    *,
+    ffmpeg: str,
+    output: Path,
+    limits: InputLimits = InputLimits(),  # noqa: B008 - frozen dataclass
+) -> list[str]:
+    """Return ffmpeg argv that writes the Chromaprint fingerprint of the first audio track to output.
+
+    Only the audio is decoded. The fingerprint is ffmpeg's ``chromaprint`` muxer in its raw form
+    (little-endian 32-bit sub-fingerprints, algorithm 1 as AcoustID uses); ``volumedetect`` on
+    the way reports the loudest sample on stderr, so silence is told from sound in the same pass.
+    """
+    source = ffmpeg_python.input(_input_url(path), **_hardened_input_options(limits))
+    written = ffmpeg_python.output(
+        source["a:0"].filter("volumedetect"), _output_url(output), f="chromaprint", fp_format="raw", algorithm=1
+    ).global_args("-nostdin", "-hide_banner", "-nostats")
+    return list(written.overwrite_output().compile(cmd=ffmpeg))
+
+
 # Containers that take both streams as they are; anything else is joined into Matroska.
 _JOIN_CONTAINERS = (
     ({"mp4", "m4v", "mov"}, {"m4a", "mp4", "aac", "mp3"}, "mp4"),

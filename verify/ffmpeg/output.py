@@ -142,3 +142,12 @@ def parse_version(banner: str) -> str:
     """Return the version string from ffmpeg's ``-version`` banner, e.g. ``5.1.9-0+deb12u1``."""
     match = re.search(r"version (\S+)", banner)
     return match.group(1) if match else ""
+
+
+_MAX_VOLUME = re.compile(r"\] max_volume: (-?(?:\d+(?:\.\d+)?|inf)) dB")
+
+
+def parse_max_volume_db(stderr: str) -> float | None:
+    """Return the loudest sample ``volumedetect`` reported (dBFS; -inf for digital silence), or None."""
+    found = _MAX_VOLUME.findall(stderr)
+    return float(found[-1]) if found else None
