@@ -9,6 +9,8 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sub
 
 from verify.models import Keyframe, MediaItem, MediaMatch
 from verify.similarity import matching
+from workflows import match_evidence
+from workflows.match_evidence import MatchedFramePair, Transformation
 from workflows.models import AuditEvent, Case, Export, Note, ReviewerPreference
 from workflows.transitions import Role
 
@@ -162,16 +164,6 @@ def user_list_assignable() -> QuerySet[Any]:
 
 
 @dataclass(frozen=True)
-class MatchedFramePair:
-    """One moment of this case's footage next to the same moment in the other item."""
-
-    time_s: float
-    other_time_s: float
-    keyframe: Keyframe | None
-    other_keyframe: Keyframe | None
-
-
-@dataclass(frozen=True)
 class SeenBeforeEntry:
     """Another case the user may see holding footage of this case: which item, how alike, which frames."""
 
@@ -185,6 +177,8 @@ class SeenBeforeEntry:
     matched_frame_count: int
     mirrored: bool
     frame_pairs: list[MatchedFramePair]
+    transformations: list[Transformation]
+    audio_similarity: float | None = None
 
     @property
     def earlier(self) -> bool:
@@ -193,6 +187,15 @@ class SeenBeforeEntry:
     @property
     def similarity_percent(self) -> int:
         return round(self.similarity * 100)
+
+    @property
+    def audio_similarity_percent(self) -> int | None:
+        return None if self.audio_similarity is None else round(self.audio_similarity * 100)
+
+    @property
+    def strip(self) -> list[MatchedFramePair]:
+        """Return the pairs shown side by side: each picture pair once."""
+        return match_evidence.strip(self.frame_pairs)
 
 
 @dataclass(frozen=True)
@@ -213,11 +216,6 @@ class CaseSeenBefore:
         return any(entry.earlier for entry in self.entries)
 
 
-def _keyframe_key(media_item_id: int, timestamp_s: float) -> tuple[int, float]:
-    # Matches store times rounded to the millisecond.
-    return media_item_id, round(timestamp_s, 3)
-
-
 def case_summary(case: Case) -> dict[str, Any]:
     """Return how another case is named where footage was seen before: id, title and verdict."""
     return {"id": case.pk, "title": case.title, "verdict": case.verdict or ""}
@@ -226,19 +224,6 @@ def case_summary(case: Case) -> dict[str, Any]:
 def case_summaries(*, case_ids: Any) -> dict[int, dict[str, Any]]:
     """Return ``case_summary`` of each case by id; the caller has checked that the user may see them."""
     return {case.pk: case_summary(case) for case in Case.objects.filter(pk__in=case_ids)}
-
-
-# A match found on the dense frames pairs moments between keyframes: show the keyframe nearest
-# each moment, if one is this close.
-_NEAREST_KEYFRAME_S = 0.6
-
-
-def _nearest_keyframe(keyframes: dict[tuple[int, float], Keyframe], item_id: int, time_s: float) -> Keyframe | None:
-    exact = keyframes.get(_keyframe_key(item_id, time_s))
-    if exact is not None:
-        return exact
-    near = [k for (i, t), k in keyframes.items() if i == item_id and abs(t - time_s) <= _NEAREST_KEYFRAME_S]
-    return min(near, key=lambda k: abs(k.timestamp_s - time_s), default=None)
 
 
 def case_seen_before_for_user(*, case: Case, user: Any) -> CaseSeenBefore:
@@ -262,10 +247,8 @@ def case_seen_before_for_user(*, case: Case, user: Any) -> CaseSeenBefore:
         (match.media_item_id, match.other_id): match
         for match in MediaMatch.objects.filter(media_item__in=items.keys(), other__in=other_ids)
     }
-    keyframes = {
-        _keyframe_key(keyframe.media_item_id, keyframe.timestamp_s): keyframe
-        for keyframe in Keyframe.objects.filter(media_item__in={*items, *other_ids}).order_by("timestamp_s")
-    }
+    keyframes = match_evidence.keyframe_index({*items, *other_ids})
+    stills = match_evidence.still_ids(keyframes)
     entries = []
     for entry in found:
         other_case = cases.get(entry["case_id"])
@@ -277,15 +260,7 @@ def case_seen_before_for_user(*, case: Case, user: Any) -> CaseSeenBefore:
         if not times and entry["exact"]:
             # The same bytes decode to the same keyframes: show them at the same moments.
             times = [(t, t) for i, t in keyframes if i == item_id and (other_id, t) in keyframes]
-        pairs = [
-            MatchedFramePair(
-                time_s=a,
-                other_time_s=b,
-                keyframe=_nearest_keyframe(keyframes, item_id, a),
-                other_keyframe=_nearest_keyframe(keyframes, other_id, b),
-            )
-            for a, b in times
-        ]
+        pairs = match_evidence.frame_pairs(media_item_id=item_id, other_id=other_id, times=times, keyframes=keyframes)
         entries.append(
             SeenBeforeEntry(
                 case=other_case,
@@ -298,6 +273,8 @@ def case_seen_before_for_user(*, case: Case, user: Any) -> CaseSeenBefore:
                 matched_frame_count=entry["matched_frame_count"] or len(pairs),
                 mirrored=entry["mirrored"],
                 frame_pairs=pairs,
+                transformations=[] if match is None else match_evidence.transformations_of(match, stills=stills),
+                audio_similarity=None if match is None else match.audio_similarity,
             )
         )
     return CaseSeenBefore(entries=entries)

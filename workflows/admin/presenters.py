@@ -7,11 +7,12 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from verify.models import MediaMetadata
+from verify.models import Keyframe, MediaMetadata
 from workflows import selectors, services, transitions
 from workflows.admin import photo_panels, sun_panel
 from workflows.admin.forms import AssignmentForm, NoteForm, TransitionForm, checklist_forms
 from workflows.api.media.posts import post_signals
+from workflows.match_evidence import MatchedFramePair
 from workflows.models import AuditEvent, Case, Note, Status
 from workflows.transitions import Move, Role
 
@@ -177,6 +178,21 @@ class MoveButton:
     form: TransitionForm
 
 
+def strip_pair(pair: MatchedFramePair) -> tuple[MatchedFramePair, str, str, str, str]:
+    """Return a matched pair with its two times and, where a nearby keyframe stands in, the moments it shows."""
+
+    def shows(keyframe: Keyframe | None, time_s: float) -> str:
+        return clock(keyframe.timestamp_s) if keyframe and abs(keyframe.timestamp_s - time_s) > 0.0005 else ""
+
+    return (
+        pair,
+        clock(pair.time_s),
+        clock(pair.other_time_s),
+        shows(pair.keyframe, pair.time_s),
+        shows(pair.other_keyframe, pair.other_time_s),
+    )
+
+
 def case_desk_context(request: HttpRequest, case: Case) -> dict[str, Any]:
     """Return everything the case page shows besides the case's own fields."""
     user = request.user
@@ -233,8 +249,5 @@ def case_desk_context(request: HttpRequest, case: Case) -> dict[str, Any]:
         "reveal_keyframes": selectors.reviewer_reveals_keyframes(user=user),
         "seen_before": seen_before,
         "sun": sun_panel.case_sun_panel(case),
-        "seen_before_entries": [
-            (entry, [(pair, clock(pair.time_s), clock(pair.other_time_s)) for pair in entry.frame_pairs])
-            for entry in seen_before.entries
-        ],
+        "seen_before_entries": [(entry, [strip_pair(pair) for pair in entry.strip]) for entry in seen_before.entries],
     }
