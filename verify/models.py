@@ -315,7 +315,8 @@ class KeyframeFingerprint(models.Model):
 class FrameHashes(models.Model):
     """PDQ hashes of a media item's frames at a fixed rate, inside any black bars (``verify.similarity.dense``).
 
-    One row per item; ``frames`` packs each frame in 37 bytes (time in ms, quality, hash).
+    One row per item; ``frames`` packs each frame in 37 bytes (time in ms, quality, hash), and
+    ``inner_frames`` and ``cropped_frames`` the same frames' centre crops alike.
     """
 
     media_item = models.OneToOneField(MediaItem, on_delete=models.CASCADE, related_name="frame_hashes")
@@ -323,6 +324,12 @@ class FrameHashes(models.Model):
     frame_count = models.PositiveIntegerField()
     frames = models.BinaryField(help_text="Packed frames: uint32 time in ms, uint8 PDQ quality, 32-byte PDQ hash.")
     bars = models.JSONField(default=list, help_text="Black bars removed before hashing: left, top, right, bottom.")
+    inner_frames = models.BinaryField(
+        default=bytes, help_text="The central 70 % of each frame, packed alike: a copy with a logo or caption matches."
+    )
+    cropped_frames = models.BinaryField(
+        default=bytes, help_text="The central 90 % of each frame, packed alike: a copy cropped by a tenth matches."
+    )
     is_still = models.BooleanField(default=False, help_text="A photo, not a video.")
 
     def __str__(self) -> str:

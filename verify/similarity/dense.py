@@ -5,7 +5,13 @@ The keyframe pass writes a small RGB copy of the video at ``rate_hz`` frames per
 pillarbox) are found from the whole clip, and every frame is hashed inside them, so a copy with
 bars hashes like the original without. A still is one frame at t=0.
 
-One frame is 37 bytes in the database (``FRAME_DTYPE``: time in ms, PDQ quality, 256-bit hash).
+Each frame is hashed three times, from the same decoded picture: whole (inside the bars), its
+central 70 % (``inner``: a logo in a corner or a caption band along an edge covers a large part
+of the frame but little of its centre) and its central 90 % (``cropped``: what a copy cropped by
+about a tenth shows whole). ``verify.similarity.dense_matching`` says how each is looked up.
+
+One frame is 37 bytes in the database per hash (``FRAME_DTYPE``: time in ms, PDQ quality,
+256-bit hash).
 """
 
 from __future__ import annotations
@@ -26,6 +32,11 @@ DENSE_MAX_SIDE_PX = 160
 _BAR_MAX_LUMA = 28
 # ...and the bars together leave at least this share of the frame.
 _MIN_CONTENT_SHARE = 0.25
+# The centre crops, as a share of the width and height inside the bars. Measured on the
+# recycled-footage evaluation (docs/recycled-footage.md): 70 % rescues the caption band and one
+# of the two large logos, 60-65 % loses a letterboxed copy, 80-90 % keeps too much of the logo.
+INNER_SHARE = 0.7
+CROPPED_SHARE = 0.9
 # pdqhash.compute_dihedral's order: as is, rotated 90° counter-clockwise, 180°, 90° clockwise,
 # flipped top to bottom, mirrored left to right, and the two transposes.
 DIHEDRAL_NAMES = ("upright", "rotated", "rotated", "rotated", "mirrored", "mirrored", "mirrored", "mirrored")
@@ -39,6 +50,10 @@ class DenseFrames:
     rate_hz: float
     bars: tuple[float, float, float, float]  # left, top, right, bottom
     dihedral: np.ndarray  # (n, 8, PDQ_BYTES): every frame's eight orientations, for lookups
+    # The same frames' centre crops (INNER_SHARE, CROPPED_SHARE), hashed alike; None for an
+    # item analysed before they existed.
+    inner: DenseFrames | None = None
+    cropped: DenseFrames | None = None
 
     @property
     def has_bars(self) -> bool:
@@ -74,19 +89,36 @@ def bars_find(pictures: np.ndarray) -> tuple[int, int, int, int]:
     return tuple(n + 1 if n else 0 for n in (left, top, right, bottom))  # type: ignore[return-value]
 
 
+def _centre(picture: np.ndarray, share: float) -> np.ndarray:
+    height, width = picture.shape[:2]
+    dy, dx = round(height * (1 - share) / 2), round(width * (1 - share) / 2)
+    return np.ascontiguousarray(picture[dy : height - dy, dx : width - dx])
+
+
 def pictures_hash(pictures: np.ndarray, *, times_s: np.ndarray, rate_hz: float) -> DenseFrames:
-    """Hash (n, h, w, 3) RGB pictures inside their bars; return them with their times."""
+    """Hash (n, h, w, 3) RGB pictures inside their bars, whole and their centres; return them with their times."""
     left, top, right, bottom = bars_find(pictures) if len(pictures) else (0, 0, 0, 0)
     height, width = pictures.shape[1:3] if len(pictures) else (1, 1)
-    frames = np.zeros(len(pictures), dtype=FRAME_DTYPE)
-    dihedral = np.zeros((len(pictures), 8, PDQ_BYTES), dtype=np.uint8)
-    for index, picture in enumerate(pictures):
-        inside = np.ascontiguousarray(picture[top : height - bottom, left : width - right])
-        hashes, quality = pdqhash.compute_dihedral(inside)
-        dihedral[index] = np.packbits(np.asarray(hashes, dtype=np.uint8), axis=1)
-        frames[index] = (round(float(times_s[index]) * 1000), int(quality), dihedral[index, 0])
     bars = (left / width, top / height, right / width, bottom / height)
-    return DenseFrames(frames=frames, rate_hz=rate_hz, bars=bars, dihedral=dihedral)
+    views = {share: np.zeros(len(pictures), dtype=FRAME_DTYPE) for share in (1.0, INNER_SHARE, CROPPED_SHARE)}
+    dihedrals = {share: np.zeros((len(pictures), 8, PDQ_BYTES), dtype=np.uint8) for share in views}
+    for index, picture in enumerate(pictures):
+        inside = picture[top : height - bottom, left : width - right]
+        time_ms = round(float(times_s[index]) * 1000)
+        for share, frames in views.items():
+            hashes, quality = pdqhash.compute_dihedral(_centre(inside, share))
+            dihedral = dihedrals[share]
+            dihedral[index] = np.packbits(np.asarray(hashes, dtype=np.uint8), axis=1)
+            frames[index] = (time_ms, int(quality), dihedral[index, 0])
+
+    def view(share: float) -> DenseFrames:
+        return DenseFrames(frames=views[share], rate_hz=rate_hz, bars=bars, dihedral=dihedrals[share])
+
+    whole = view(1.0)
+    return DenseFrames(
+        frames=whole.frames, rate_hz=rate_hz, bars=bars, dihedral=whole.dihedral,
+        inner=view(INNER_SHARE), cropped=view(CROPPED_SHARE),
+    )  # fmt: skip
 
 
 def raw_video_hash(path: Path, *, width: int, height: int, rate_hz: float) -> DenseFrames:

@@ -12,6 +12,13 @@ orientations against every stored frame of the archive. For each archived item a
 
 A continuous shot gives a hit in nearly every frame, so the half-coverage rule is what carries
 it; unrelated footage gives isolated hits at scattered offsets.
+
+An item the whole frames do not match is looked up again, under the same rules, on the
+frames' centre crops (``dense.INNER_SHARE``, ``dense.CROPPED_SHARE``): the central 70 % against
+the same crop of archived frames finds a copy with a large logo or a caption band (``logo``),
+and the central 90 % against whole frames, both ways, a copy cropped by about a tenth
+(``cropped``). The measurements, with the look-alikes that must still not match, are in
+docs/recycled-footage.md.
 """
 
 from __future__ import annotations
@@ -43,7 +50,8 @@ class DenseIndex:
     item's new row adds its frames again under the same ids, and hits are de-duplicated.
     """
 
-    def __init__(self, *, settle_s: float = 60.0) -> None:
+    def __init__(self, *, field: str = "frames", settle_s: float = 60.0) -> None:
+        self._field = field
         self._index = MultiHashIndex(threads=settings.VERIFY_SIMILARITY_THREADS)
         self._settle_s = settle_s
         self._settled_id = 0
@@ -63,7 +71,7 @@ class DenseIndex:
                 self._settled_id = max(self._settled_id, self._checkpoints.popleft()[1])
             self._recent_ids = {i for i in self._recent_ids if i > self._settled_id}
             rows = FrameHashes.objects.filter(id__gt=self._settled_id).order_by("id")
-            for row_id, item_id, data in rows.values_list("id", "media_item_id", "frames").iterator(chunk_size=500):
+            for row_id, item_id, data in rows.values_list("id", "media_item_id", self._field).iterator(chunk_size=500):
                 if row_id in self._recent_ids:
                     continue
                 frames = frames_unpack(data)
@@ -79,18 +87,18 @@ class DenseIndex:
         return self._index.search(hashes, max_distance=max_distance)
 
 
-_dense_index: DenseIndex | None = None
+_dense_indexes: dict[str, DenseIndex] = {}
 _dense_index_lock = threading.Lock()
 
 
-def dense_index() -> DenseIndex:
-    """Return this process's dense index, caught up with the database."""
-    global _dense_index
+def dense_index(field: str = "frames") -> DenseIndex:
+    """Return this process's index of one FrameHashes field (whole frames or a crop), caught up with the database."""
     with _dense_index_lock:
-        if _dense_index is None:
-            _dense_index = DenseIndex()
-    _dense_index.refresh()
-    return _dense_index
+        index = _dense_indexes.get(field)
+        if index is None:
+            index = _dense_indexes[field] = DenseIndex(field=field)
+    index.refresh()
+    return index
 
 
 @dataclass(frozen=True)
@@ -126,11 +134,18 @@ def _video_match(
     times = query.frames["time_ms"] / 1000
     other_times = other["time_ms"] / 1000
     offsets = np.array([times[q] - other_times[o] for q, o, _ in hits])
-    best_votes, best_offset = 0, 0.0
+    distances = np.array([d for _, _, d in hits])
+    # A slow pan is within the wide radius of itself a second earlier or later, so several
+    # offsets get a vote from every frame: of those, the true one is where the frames are closest.
+    best_score, best_offset = (0, 0), 0.0
     for offset in np.unique(offsets):
-        votes = len({hits[int(i)][0] for i in np.flatnonzero(np.abs(offsets - offset) <= tolerance_s)})
-        if votes > best_votes:
-            best_votes, best_offset = votes, float(offset)
+        closest: dict[int, int] = {}
+        for i in np.flatnonzero(np.abs(offsets - offset) <= tolerance_s):
+            q = hits[int(i)][0]
+            closest[q] = min(closest.get(q, PDQ_BITS), int(distances[i]))
+        score = (len(closest), -sum(closest.values()))
+        if score > best_score:
+            best_score, best_offset = score, float(offset)
     matched: dict[int, tuple[int, int]] = {}
     for i in np.flatnonzero(np.abs(offsets - best_offset) <= tolerance_s):
         q, o, distance = hits[int(i)]
@@ -164,8 +179,14 @@ def _frame_hits(queries: np.ndarray, usable: np.ndarray, other: np.ndarray) -> l
     return list(zip(usable[q].tolist(), kept[o].tolist(), d.tolist(), strict=True))
 
 
-def dense_matches_find(*, media_item: MediaItem, dense: DenseFrames, is_still: bool) -> list[FootageMatch]:
-    """Return the archived items whose footage (or photo) this item's dense frames show."""
+def dense_matches_find(
+    *, media_item: MediaItem, dense: DenseFrames, is_still: bool, field: str = "frames", shows: tuple[str, ...] = ()
+) -> list[FootageMatch]:
+    """Return the archived items whose footage (or photo) this item's dense frames show.
+
+    ``field`` is the stored FrameHashes field looked up (whole frames or a crop), and ``shows``
+    the transformations such a match shows.
+    """
     usable = np.flatnonzero(dense.frames["quality"] >= settings.VERIFY_PDQ_MIN_QUALITY)
     if not len(usable):
         return []
@@ -173,7 +194,7 @@ def dense_matches_find(*, media_item: MediaItem, dense: DenseFrames, is_still: b
     # Every match needs a picture within the single-photo radius, the radius the index's tables
     # answer: the index finds the items, and their wider hits are read from their own frames.
     seed_radius = min(settings.VERIFY_PHOTO_MAX_DISTANCE, settings.VERIFY_PDQ_MAX_DISTANCE)
-    results = dense_index().search(queries, max_distance=seed_radius)
+    results = dense_index(field).search(queries, max_distance=seed_radius)
     groups = {(hit_id >> _FRAME_BITS, row % 8) for row, result in enumerate(results) for hit_id, _ in result}
     others = {
         row.media_item_id: row
@@ -184,9 +205,9 @@ def dense_matches_find(*, media_item: MediaItem, dense: DenseFrames, is_still: b
         stored = others.get(other_id)
         if stored is None:
             continue  # deleted, or this item itself
-        other = frames_unpack(stored.frames)
+        other = frames_unpack(getattr(stored, field))
         hits = _frame_hits(dense.dihedral[usable, variant], usable, other)
-        transformations = [DIHEDRAL_NAMES[variant]] if variant else []
+        transformations = [*([DIHEDRAL_NAMES[variant]] if variant else []), *shows]
         if dense.has_bars or any(stored.bars):
             transformations.append("bars_removed")
         if is_still or stored.is_still:
@@ -221,3 +242,21 @@ def dense_matches_find(*, media_item: MediaItem, dense: DenseFrames, is_still: b
         ):
             best[other_id] = match
     return sorted(best.values(), key=lambda m: (-len(m.frame_pairs), m.other_id))
+
+
+def footage_matches_find(*, media_item: MediaItem, dense: DenseFrames, is_still: bool) -> list[FootageMatch]:
+    """Return the archived items this item's footage shows: on whole frames, else on their centre crops."""
+    matches = {m.other_id: m for m in dense_matches_find(media_item=media_item, dense=dense, is_still=is_still)}
+    lookups: list[tuple[DenseFrames, str, str]] = []
+    if dense.inner is not None:
+        lookups.append((dense.inner, "inner_frames", "logo"))  # an overlay at the edges, on either side
+    if dense.cropped is not None:
+        lookups.append((dense, "cropped_frames", "cropped"))  # this item is the cropped copy
+        lookups.append((dense.cropped, "frames", "cropped"))  # the archived item is
+    for query, field, transformation in lookups:
+        found = dense_matches_find(
+            media_item=media_item, dense=query, is_still=is_still, field=field, shows=(transformation,)
+        )
+        for match in found:
+            matches.setdefault(match.other_id, match)
+    return sorted(matches.values(), key=lambda m: (-len(m.frame_pairs), m.other_id))

@@ -29,7 +29,7 @@ from django.db.models import Q, QuerySet
 
 from verify.models import FrameHashes, Keyframe, KeyframeFingerprint, MediaItem, MediaMatch
 from verify.similarity.dense import DenseFrames, frames_pack
-from verify.similarity.dense_matching import FootageMatch, dense_matches_find
+from verify.similarity.dense_matching import FootageMatch, footage_matches_find
 from verify.similarity.hashes import PDQ_BITS, FramePdq, HashIndex, hamming_hex, hashes_array
 
 logger = logging.getLogger(__name__)
@@ -269,10 +269,12 @@ def media_matches_update(
             FrameHashes.objects.create(
                 media_item=media_item, rate_hz=dense.rate_hz, frame_count=len(dense.frames),
                 frames=frames_pack(dense.frames), bars=[round(b, 4) for b in dense.bars], is_still=is_still,
+                inner_frames=frames_pack(dense.inner.frames) if dense.inner is not None else b"",
+                cropped_frames=frames_pack(dense.cropped.frames) if dense.cropped is not None else b"",
             )  # fmt: skip
     matches = matches_find(media_item=media_item, fingerprints=fingerprints, mirrored=mirrored)
     if dense is not None:
-        matches = _merged(matches, dense_matches_find(media_item=media_item, dense=dense, is_still=is_still))
+        matches = _merged(matches, footage_matches_find(media_item=media_item, dense=dense, is_still=is_still))
     rows = []
     for match in matches:
         pairs = [[round(a, 3), round(b, 3)] for a, b in match.frame_pairs]
