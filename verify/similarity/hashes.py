@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,9 +77,9 @@ def hashes_array(hex_hashes: Iterable[str]) -> np.ndarray:
 class HashIndex:
     """An exact Hamming-radius index over 256-bit hashes with database ids (faiss, flat scan).
 
-    A flat scan is exact, so nothing within the radius is ever missed; over a million hashes it
-    answers in a few milliseconds (``manage.py similarity_benchmark``). Tree and multi-index
-    structures lose their advantage at PDQ's radius.
+    The keyframe index: a flat scan is exact at the keyframe radius (64 bits), where multi-index
+    hashing would read most of its buckets. Over a million hashes it answers a keyframe in a few
+    milliseconds. The dense frames, ten times as many, use ``index.MultiHashIndex`` at 31 bits.
     """
 
     def __init__(self, *, threads: int = 1) -> None:
@@ -90,7 +89,7 @@ class HashIndex:
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
-    def add(self, ids: Sequence[int], hashes: np.ndarray) -> None:
+    def add(self, ids: Sequence[int] | np.ndarray, hashes: np.ndarray) -> None:
         """Add hashes (an (n, 32) uint8 array) under their ids."""
         if len(ids):
             self._index.add_with_ids(np.ascontiguousarray(hashes), np.asarray(ids, dtype=np.int64))
@@ -106,74 +105,3 @@ class HashIndex:
             start, end = limits[i], limits[i + 1]
             hits.append(list(zip(ids[start:end].tolist(), distances[start:end].astype(int).tolist(), strict=True)))
         return hits
-
-
-# --- benchmark ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BenchmarkResult:
-    """Recall and per-keyframe lookup latency of the index at one archive size."""
-
-    size: int
-    queries: int
-    max_distance: int
-    recall: float
-    false_hits: int
-    p50_ms: float
-    p95_ms: float
-    max_ms: float
-    batch_ms_per_query: float
-    build_s: float
-
-
-def _flip_bits(rng: np.random.Generator, hashes: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    flipped = np.unpackbits(hashes, axis=1)
-    for row, count in enumerate(counts):
-        positions = rng.choice(PDQ_BITS, size=int(count), replace=False)
-        flipped[row, positions] ^= 1
-    return np.packbits(flipped, axis=1)
-
-
-def index_benchmark(*, size: int, queries: int, max_distance: int, threads: int = 1, seed: int = 0) -> BenchmarkResult:
-    """Seed an index with random hashes, plant near-duplicates and time one lookup per keyframe.
-
-    Each query is a stored hash with 0..max_distance bits flipped (a copy that must be found)
-    and is looked up alone, as the analysis of one keyframe would. A second set, flipped
-    max_distance + 16 bits, must not find its source: those are counted as false hits.
-    """
-    rng = np.random.default_rng(seed)
-    stored = rng.integers(0, 256, size=(size, PDQ_BYTES), dtype=np.uint8)
-    index = HashIndex(threads=threads)
-    started = time.perf_counter()
-    index.add(list(range(1, size + 1)), stored)
-    build_s = time.perf_counter() - started
-    targets = rng.choice(size, size=queries, replace=False)
-    near = _flip_bits(rng, stored[targets], rng.integers(0, max_distance + 1, size=queries))
-    far = _flip_bits(rng, stored[targets], np.full(queries, min(max_distance + 16, PDQ_BITS)))
-    latencies_ms = []
-    found = 0
-    for row, target in enumerate(targets):
-        started = time.perf_counter()
-        hits = index.search(near[row : row + 1], max_distance=max_distance)[0]
-        latencies_ms.append((time.perf_counter() - started) * 1000)
-        found += any(hit_id == target + 1 for hit_id, _ in hits)
-    far_hits = index.search(far, max_distance=max_distance)
-    false_hits = sum(
-        any(hit_id == target + 1 for hit_id, _ in hits) for target, hits in zip(targets, far_hits, strict=True)
-    )
-    started = time.perf_counter()
-    index.search(near, max_distance=max_distance)
-    batch_ms = (time.perf_counter() - started) * 1000 / queries
-    return BenchmarkResult(
-        size=size,
-        queries=queries,
-        max_distance=max_distance,
-        recall=found / queries,
-        false_hits=false_hits,
-        p50_ms=float(np.percentile(latencies_ms, 50)),
-        p95_ms=float(np.percentile(latencies_ms, 95)),
-        max_ms=float(np.max(latencies_ms)),
-        batch_ms_per_query=batch_ms,
-        build_s=build_s,
-    )
