@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import ffmpeg
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import make_user, submit, token_client, wait_for_analysis
+from tests.photos import photograph
 from tests.verify_tests.test_similarity_evaluation import (
     EMBEDDING_SHIFT_S,
     NIGHT_A_SHOTS,
@@ -28,7 +31,7 @@ from tests.verify_tests.test_similarity_evaluation import (
     variant,
 )
 from verify.models import Keyframe, KeyframeFingerprint, MediaItem, MediaMatch
-from verify.similarity import matching
+from verify.similarity import dense, dense_matching, matching
 from verify.similarity.hashes import HashIndex, hashes_array
 from verify.similarity.matching import ArchiveIndex, FrameHit, temporal_match
 
@@ -334,3 +337,116 @@ def test_matches_find_needs_several_pictures_at_one_offset(monkeypatch):
     assert [(m.other_id, m.time_offset_s, m.frame_pairs) for m in found_many if m.other_id == archived.pk] == [
         (archived.pk, 2.0, [(2.0, 0.0), (3.0, 1.0), (4.0, 2.0)])
     ]
+
+
+# --- dense frames: overlays, crops and short excerpts ---------------------------------------
+
+
+def _pan(photo: str, *, frames: int = 12, start_x: int = 0, overlay: str = "", crop_share: float = 1.0) -> np.ndarray:
+    """Return (n, 90, 160, 3) pictures of a slow pan over a real photograph, as the dense pass decodes them.
+
+    ``overlay`` draws what ``tests.footage`` draws on a repost: a large channel logo (about 15 %
+    of the frame) or a caption band; ``crop_share`` keeps the centre of each frame, scaled back.
+    """
+    image = photograph(photo).resize((640, 640), Image.Resampling.BICUBIC)
+    pictures = []
+    for n in range(frames):
+        left, top = start_x + 4 * n, 200 + n
+        window = image.crop((left, top, left + 320, top + 180))
+        if crop_share < 1:
+            margin_x, margin_y = round(320 * (1 - crop_share) / 2), round(180 * (1 - crop_share) / 2)
+            window = window.crop((margin_x, margin_y, 320 - margin_x, 180 - margin_y))
+        frame = np.asarray(window.resize((160, 90), Image.Resampling.BOX), dtype=np.float32)
+        for (x0, y0, x1, y1), colour, alpha in _OVERLAYS.get(overlay, ()):
+            box = frame[round(90 * y0) : round(90 * y1), round(160 * x0) : round(160 * x1)]
+            box[:] = (1 - alpha) * box + alpha * np.array(colour, dtype=np.float32)
+        pictures.append(frame.round().astype(np.uint8))
+    return np.stack(pictures)
+
+
+# Boxes (left, top, right, bottom as shares of the frame), colour and opacity, as tests.footage.
+_OVERLAYS = {
+    "logo": [((0.58, 0.03, 0.97, 0.42), (255, 255, 255), 0.85), ((0.65, 0.1, 0.9, 0.35), (16, 64, 160), 0.9)],
+    "caption": [((0.0, 0.8, 1.0, 1.0), (0, 0, 0), 0.75), ((0.05, 0.86, 0.65, 0.91), (255, 255, 255), 0.9)],
+}
+
+
+def _dense_item(title: str, pictures: np.ndarray) -> tuple[MediaItem, list[matching.Match]]:
+    """Store an item's dense frames (2 per second) through the matcher; return it with what it matched."""
+    item = _fingerprinted_item(title, [])
+    frames = dense.pictures_hash(pictures, times_s=np.arange(len(pictures)) / 2, rate_hz=2.0)
+    return item, matching.media_matches_update(media_item=item, frames=[], dense=frames)
+
+
+@pytest.fixture
+def fresh_dense_indexes(monkeypatch):
+    monkeypatch.setattr(dense_matching, "_dense_indexes", {})
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("photo", "overlay", "crop_share", "transformation"),
+    [("chelsea.png", "caption", 1.0, "logo"), ("astronaut.png", "", 0.9, "cropped")],
+)
+def test_dense_matching_copy_with_caption_or_crop_matches_on_the_centre(
+    fresh_dense_indexes, photo, overlay, crop_share, transformation
+):
+    # given: a pan over a photograph in the archive, and another photograph panned alike
+    original, _ = _dense_item("original", _pan(photo))
+    _dense_item("other", _pan("coffee.png"))
+    copy_pictures = _pan(photo, overlay=overlay, crop_share=crop_share)
+    whole = dense.pictures_hash(copy_pictures, times_s=np.arange(len(copy_pictures)) / 2, rate_hz=2.0)
+    # the whole frames alone do not find it
+    assert dense_matching.dense_matches_find(media_item=original, dense=whole, is_still=False) == []
+    # when: the copy comes in
+    copy, found = _dense_item("copy", copy_pictures)
+    # then: it matches the original only, at the same moments, and says how it differs
+    assert [(m.other_id, m.transformations) for m in found] == [(original.pk, (transformation,))]
+    assert found[0].frame_pairs and all(a == b for a, b in found[0].frame_pairs)
+    assert MediaMatch.objects.get(media_item=original, other=copy).transformations == [transformation]
+
+
+@pytest.mark.django_db
+def test_dense_matching_original_after_its_cropped_copy_is_found_too(fresh_dense_indexes):
+    # given: the cropped copy came first
+    copy, _ = _dense_item("copy", _pan("astronaut.png", crop_share=0.9))
+    # when
+    _, found = _dense_item("original", _pan("astronaut.png"))
+    # then
+    assert [(m.other_id, m.transformations) for m in found] == [(copy.pk, ("cropped",))]
+
+
+@pytest.mark.django_db
+def test_dense_matching_centre_crops_match_no_other_footage(fresh_dense_indexes):
+    # given: pans over other photographs, and over another part of the same one
+    for title, photo, start_x in [
+        ("coffee", "coffee.png", 0),
+        ("camera", "camera.png", 0),
+        ("motorcycle", "motorcycle_left.png", 0),
+        ("elsewhere", "chelsea.png", 300),
+    ]:
+        _dense_item(title, _pan(photo, start_x=start_x))
+    # when: copies of a pan over chelsea come in, with a logo, a caption and cropped
+    found = [
+        _dense_item(f"copy {n}", _pan("chelsea.png", overlay=overlay, crop_share=share))[1]
+        for n, (overlay, share) in enumerate([("logo", 1.0), ("caption", 1.0), ("", 0.9)])
+    ]
+    # then: none of them matches the other footage, only the copies before it
+    copies = set(MediaItem.objects.filter(case__title__startswith="copy").values_list("pk", flat=True))
+    assert all({m.other_id for m in matches} <= copies for matches in found), found
+
+
+def test_dense_matching_slow_pan_lines_up_at_the_closest_offset():
+    # given: a 3-second excerpt of a slow pan: every frame is also within the wide radius of its
+    # neighbours a second away, so several offsets get a vote from every frame
+    pan = dense.pictures_hash(_pan("astronaut.png", frames=14), times_s=np.arange(14) / 2, rate_hz=2.0)
+    excerpt = dense.pictures_hash(_pan("astronaut.png", frames=14)[3:9], times_s=np.arange(6) / 2, rate_hz=2.0)
+    distances = np.unpackbits(excerpt.frames["pdq"][:, None] ^ pan.frames["pdq"][None], axis=2).sum(axis=2)
+    hits = [(int(q), int(o), int(distances[q, o])) for q, o in zip(*np.nonzero(distances <= 64), strict=True)]
+    # when
+    found = dense_matching._video_match(excerpt, pan.frames, hits, np.arange(6))
+    # then: the excerpt starts 1.5 s into the pan
+    assert found is not None
+    offset, matched = found
+    assert offset == pytest.approx(-1.5)
+    assert sorted(matched) == list(range(6)) and all(o == q + 3 for q, (o, _) in matched.items())
