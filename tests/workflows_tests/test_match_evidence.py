@@ -22,6 +22,7 @@ from tests.workflows_tests.test_admin import change_url, logged_in, open_case, p
 from tests.workflows_tests.test_admin_seen_before import banner, keyframe_url, match_rows, media_rows, side_by_side
 from verify.models import Keyframe, MediaItem, MediaMatch
 from workflows import match_evidence
+from workflows.exports.report import report_html
 from workflows.models import Case
 
 
@@ -236,3 +237,16 @@ def test_match_evidence_an_analyst_sees_no_frame_of_a_case_they_may_not_see(peop
     assert pair["image_url"].endswith(reverse("keyframe-image", args=[mine.keyframes.get(timestamp_s=0.0).pk]))
     assert pair["other_image_url"].endswith(reverse("keyframe-image", args=[hidden.keyframes.get(timestamp_s=0.0).pk]))
     assert MediaItem.objects.count() == 2
+
+
+def test_match_evidence_in_the_case_report(people):
+    reviewer = people["reviewer"]
+    old = media_rows(open_case(reviewer, title="Archived"), reviewer, sha="a", times=(0.0, 2.0), days_ago=3)
+    case = open_case(reviewer, title="Rotated and dubbed")
+    new = media_rows(case, reviewer, sha="b", times=(0.0, 2.0))
+    match_rows(new, old, [[0.0, 0.0], [2.0, 2.0]], transformations=["rotated", "same_audio"], audio_similarity=0.84)
+
+    html = report_html(case=case, user=reviewer, show_graphic=False)
+
+    row = re.search(r"<h3>Seen before</h3>.*?</table>", html, re.S)
+    assert row and "91% alike, 2 frames; rotated; same soundtrack (soundtrack 84% alike)" in row.group(0)
