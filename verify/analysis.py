@@ -1,6 +1,6 @@
 """The analysis pipeline: probe, keyframes, hashes and contact sheet of one media item.
 
-The job around it (claiming, leases, retries, the terminal state) is ``verify.jobs``; the
+The job around it (claiming, leases, retries, the terminal state) is ``verify.job_states`` and ``verify.leases``; the
 limits that refuse hostile files are ``verify.safeguards``.
 """
 
@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
-from verify import decoding, exif, ffmpeg, jobs, ocr, photo_analysis, photos
+from verify import decoding, exif, ffmpeg, job_states, leases, ocr, photo_analysis, photos
 from verify.fetching import fetch
 from verify.frame_digests import FrameDigester, frame_digest
 from verify.frames import (
@@ -64,16 +64,16 @@ def analysis_run(*, media_item_id: int) -> None:
     """Analyse one media item: probe, keyframes, hashes, contact sheet.
 
     Safe to deliver more than once: the item is claimed with a conditional UPDATE (see
-    ``jobs.job_claim``), and the outputs are replaced wholesale, so a re-run converges to the
+    ``job_states.job_claim``), and the outputs are replaced wholesale, so a re-run converges to the
     same rows and files.
     """
     # An item submitted as a link has no original until its fetching stage stores one.
     unfetched = MediaItem.objects.filter(pk=media_item_id, sha256__isnull=True).exists()
     stage = MediaItem.Stage.FETCHING if unfetched else MediaItem.Stage.PROBE
-    item = jobs.job_claim(media_item_id=media_item_id, stage=stage, progress_percent=_STAGE_PERCENT[stage])
+    item = job_states.job_claim(media_item_id=media_item_id, stage=stage, progress_percent=_STAGE_PERCENT[stage])
     if item is None:
         return
-    with jobs.job_lease(item):
+    with leases.job_lease(item):
         _analyse_and_record(item)
 
 
@@ -81,16 +81,16 @@ def _analyse_and_record(item: MediaItem) -> None:
     media_item_id = item.pk
     try:
         _analyse(item)
-    except jobs.JobLost:
+    except leases.JobLost:
         logger.warning("analysis of media %s stopped: the job was taken from this worker", media_item_id)
     except AnalysisFailure as failure:
-        jobs.job_finish(item, state=MediaItem.State.FAILED, code=failure.code, message=failure.message)
+        job_states.job_finish(item, state=MediaItem.State.FAILED, code=failure.code, message=failure.message)
     except Exception as exc:
         logger.exception("analysis of media %s was interrupted", media_item_id)
         if item.attempts < settings.VERIFY_ANALYSIS_MAX_ATTEMPTS:
-            jobs.job_requeue(item)
-            raise jobs.AnalysisRetry(str(exc)) from exc
-        jobs.job_finish(
+            job_states.job_requeue(item)
+            raise job_states.AnalysisRetry(str(exc)) from exc
+        job_states.job_finish(
             item,
             state=MediaItem.State.FAILED,
             code="analysis_error",
@@ -100,7 +100,7 @@ def _analyse_and_record(item: MediaItem) -> None:
             ),
         )
     else:
-        jobs.job_finish(item, state=MediaItem.State.SUCCEEDED)
+        job_states.job_finish(item, state=MediaItem.State.SUCCEEDED)
 
 
 def _analyse(item: MediaItem) -> None:
@@ -285,7 +285,7 @@ def _keyframes_extract(
                 timeout_s=settings.VERIFY_FFMPEG_TIMEOUT_S,
                 limits=resource_limits(),
                 on_stdout_line=_keyframe_progress_reporter(item, probe.duration_s),
-                on_tick=functools.partial(jobs.job_lease_check, item),
+                on_tick=functools.partial(leases.job_lease_check, item),
                 max_stdout_bytes=_MAX_DIAGNOSTICS_BYTES,
                 max_stderr_bytes=_MAX_DIAGNOSTICS_BYTES,
             )
@@ -416,7 +416,7 @@ def ffmpeg_version() -> str:
 
 
 def _progress(item: MediaItem, stage: str) -> None:
-    jobs.job_lease_check(item)
+    leases.job_lease_check(item)
     MediaItem.objects.filter(pk=item.pk, lease_owner=item.lease_owner).update(
         stage=stage,
         progress_percent=_STAGE_PERCENT[stage],

@@ -45,7 +45,8 @@ def _reconcile_forever() -> None:
     from django.conf import settings
     from django.db import connections
 
-    from verify.jobs import analysis_reconcile, integrity_check_enqueue, timestamps_due_enqueue
+    from verify.jobs import integrity_check_enqueue, timestamps_due_enqueue
+    from verify.reconciler import analysis_reconcile
 
     next_integrity_check = time.monotonic()
     while not _stop.wait(settings.VERIFY_RECONCILE_INTERVAL_S):
@@ -78,7 +79,7 @@ def _hand_back() -> None:
     from django.conf import settings
     from django.db import connections
 
-    from verify.jobs import jobs_hand_back
+    from verify.reconciler import jobs_hand_back
 
     try:
         handed_back = jobs_hand_back(grace_s=settings.VERIFY_WORKER_STOP_GRACE_S)
@@ -107,7 +108,7 @@ class AnalysisRequest(Request):
     def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> None:
         pool_pid = self.worker_pid
         if pool_pid:
-            from verify.jobs import job_pool_process_lost
+            from verify.reconciler import job_pool_process_lost
 
             media_item_id = self.args[0] if self.args else self.kwargs.get("media_item_id")
             try:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from verify.analysis import analysis_run
 from verify.celery import worker_stopping
 from verify.integrity import originals_verify
-from verify.jobs import AnalysisRetry
+from verify.job_states import AnalysisRetry
 from verify.timestamps import timestamp_obtain
 
 _RETRY_BACKOFF_S = (10, 60, 300)

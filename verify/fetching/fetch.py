@@ -1,8 +1,8 @@
 """The fetching stage of an item submitted as a link: read the post, check the caps, download, keep the post.
 
-Runs in the worker, inside the item's analysis job (claimed and leased by ``verify.jobs``), before
-the probe. Every connection goes through one ``EgressProxy``; a refusal or a limit it records is
-the failure reported, whatever yt-dlp made of the failed request.
+Runs in the worker, inside the item's analysis job (claimed by ``verify.job_states``, leased by
+``verify.leases``), before the probe. Every connection goes through one ``EgressProxy``; a refusal
+or a limit it records is the failure reported, whatever yt-dlp made of the failed request.
 """
 
 from __future__ import annotations
