@@ -17,7 +17,6 @@ has the measurements behind the thresholds.
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,14 +142,20 @@ def prints_align(a: np.ndarray, b: np.ndarray) -> Alignment | None:
 
     None when no sub-fingerprint agrees at all or no candidate overlaps by ``MIN_OVERLAP``.
     """
-    positions: dict[int, list[int]] = defaultdict(list)
-    for j, key in enumerate((b >> _KEY_SHIFT).tolist()):
-        positions[key].append(j)
-    votes: Counter[int] = Counter()
-    for i, key in enumerate((a >> _KEY_SHIFT).tolist()):
-        for j in positions.get(key, ()):
-            votes[i - j] += 1
-    tried = {o + d for o, _ in votes.most_common(_CANDIDATE_OFFSETS) for d in (-1, 0, 1)}
+    keys_a, keys_b = a >> _KEY_SHIFT, b >> _KEY_SHIFT
+    order = np.argsort(keys_b, kind="stable")
+    sorted_b = keys_b[order]
+    first = np.searchsorted(sorted_b, keys_a, side="left")
+    counts = np.searchsorted(sorted_b, keys_a, side="right") - first
+    if not counts.any():
+        return None
+    # Every (i, j) with equal keys votes for the offset i - j.
+    i = np.repeat(np.arange(len(a)), counts)
+    starts = np.repeat(first - np.cumsum(counts) + counts, counts)
+    j = order[starts + np.arange(len(i))]
+    offsets, votes = np.unique(i - j, return_counts=True)
+    best = offsets[np.argsort(-votes, kind="stable")[:_CANDIDATE_OFFSETS]]
+    tried = {int(o) + d for o in best for d in (-1, 0, 1)}
     found = [_ber_at(a, b, offset) for offset in sorted(tried)]
     found = [f for f in found if f.overlap >= MIN_OVERLAP]
     return min(found, key=lambda f: (f.bit_error_rate, -f.overlap)) if found else None
