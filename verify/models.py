@@ -316,7 +316,7 @@ class FrameHashes(models.Model):
     """PDQ hashes of a media item's frames at a fixed rate, inside any black bars (``verify.similarity.dense``).
 
     One row per item; ``frames`` packs each frame in 37 bytes (time in ms, quality, hash), and
-    ``inner_frames`` and ``cropped_frames`` the same frames' centre crops alike.
+    the ``*_frames`` fields the same frames' parts alike (``dense.CROPS``).
     """
 
     media_item = models.OneToOneField(MediaItem, on_delete=models.CASCADE, related_name="frame_hashes")
@@ -329,6 +329,12 @@ class FrameHashes(models.Model):
     )
     cropped_frames = models.BinaryField(
         default=bytes, help_text="The central 90 % of each frame, packed alike: a copy cropped by a tenth matches."
+    )
+    left_frames = models.BinaryField(
+        default=bytes, help_text="The left 60 % of each frame, upright, packed alike: a large logo on the right."
+    )
+    right_frames = models.BinaryField(
+        default=bytes, help_text="The right 60 % of each frame, upright, packed alike: a large logo on the left."
     )
     is_still = models.BooleanField(default=False, help_text="A photo, not a video.")
 

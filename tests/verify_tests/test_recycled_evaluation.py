@@ -41,7 +41,7 @@ OTHER_PAN = Pan(zoom=(2.2, 2.4), x=(0.95, 0.75), y=(0.95, 0.8))
 # camera, and other photographs of people and things.
 OTHER_FOOTAGE = {"same_scene_twice": "motorcycle_right.png", "other_photo_camera": "camera.png",
                  "other_photo_rocket": "rocket.jpg", "other_photo_chelsea": "chelsea.png"}  # fmt: skip
-SMOKE_REPOSTS = ("reencoded", "rotated", "pillarbox_4_3", "still_jpeg60")
+SMOKE_REPOSTS = ("reencoded", "rotated", "pillarbox_4_3", "still_jpeg60", "caption", "crop10", "excerpt_3s")
 CORPUS_VERSION = "v1"
 
 
@@ -177,16 +177,15 @@ def test_recycled_evaluation_smoke_copies_found_and_no_false_matches() -> None:
     # then
     print("\n" + table(rows))
     assert sum(r.false_matches for r in rows.values()) == 0, raw["matches"]
-    # the re-encode, the rotated copy, the barred copy and the JPEG screenshot all find the original
+    # the re-encode, the rotated, barred, captioned and cropped copies, the 3 s excerpt and the JPEG
+    # screenshot all find the original
     assert all(r.found == r.expected for r in rows.values()), raw["matches"]
 
 
 @pytest.mark.skipif(not os.environ.get("VERIFY_RECYCLED_EVALUATION"), reason="the full evaluation is a command")
 @pytest.mark.django_db(transaction=True)
 def test_recycled_evaluation_full() -> None:
-    clips = corpus(
-        _corpus_dir(), originals=ORIGINALS, reposts=tuple(REPOSTS), others=("other_photo_camera", "other_photo_chelsea")
-    )
+    clips = corpus(_corpus_dir(), originals=ORIGINALS, reposts=tuple(REPOSTS), others=tuple(OTHER_FOOTAGE))
     rows, raw = archive_and_match(clips)
     print("\n" + table(rows))
     print(f"\n{raw['items']} items analysed in {raw['elapsed_s']:.0f} s")

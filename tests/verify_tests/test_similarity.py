@@ -386,9 +386,10 @@ def fresh_dense_indexes(monkeypatch):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("photo", "overlay", "crop_share", "transformation"),
-    [("chelsea.png", "caption", 1.0, "logo"), ("astronaut.png", "", 0.9, "cropped")],
-)
-def test_dense_matching_copy_with_caption_or_crop_matches_on_the_centre(
+    [("chelsea.png", "caption", 1.0, "logo"), ("motorcycle_left.png", "logo", 1.0, "logo"),
+     ("astronaut.png", "", 0.9, "cropped")],
+)  # fmt: skip
+def test_dense_matching_copy_with_caption_logo_or_crop_matches_on_a_part(
     fresh_dense_indexes, photo, overlay, crop_share, transformation
 ):
     # given: a pan over a photograph in the archive, and another photograph panned alike

@@ -5,9 +5,10 @@ The keyframe pass writes a small RGB copy of the video at ``rate_hz`` frames per
 pillarbox) are found from the whole clip, and every frame is hashed inside them, so a copy with
 bars hashes like the original without. A still is one frame at t=0.
 
-Each frame is hashed three times, from the same decoded picture: whole (inside the bars), its
-central 70 % (``inner``: a logo in a corner or a caption band along an edge covers a large part
-of the frame but little of its centre) and its central 90 % (``cropped``: what a copy cropped by
+Each frame is hashed whole (inside the bars) and, from the same decoded picture, in parts
+(``CROPS``): its central 70 % (``inner``: a caption band along an edge covers a large part of
+the frame but little of its centre), its left and right 60 % (``left``, ``right``: a large logo
+in a corner leaves one of them clear) and its central 90 % (``cropped``: what a copy cropped by
 about a tenth shows whole). ``verify.similarity.dense_matching`` says how each is looked up.
 
 One frame is 37 bytes in the database per hash (``FRAME_DTYPE``: time in ms, PDQ quality,
@@ -16,13 +17,13 @@ One frame is 37 bytes in the database per hash (``FRAME_DTYPE``: time in ms, PDQ
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pdqhash
 
-from verify.similarity.hashes import PDQ_BYTES
+from verify.similarity.hashes import PDQ_BITS, PDQ_BYTES
 
 FRAME_DTYPE = np.dtype([("time_ms", "<u4"), ("quality", "u1"), ("pdq", "u1", (PDQ_BYTES,))])
 # The largest side of the dense copy: PDQ reduces every picture to 64x64, and a small copy
@@ -32,11 +33,18 @@ DENSE_MAX_SIDE_PX = 160
 _BAR_MAX_LUMA = 28
 # ...and the bars together leave at least this share of the frame.
 _MIN_CONTENT_SHARE = 0.25
-# The centre crops, as a share of the width and height inside the bars. Measured on the
-# recycled-footage evaluation (docs/recycled-footage.md): 70 % rescues the caption band and one
-# of the two large logos, 60-65 % loses a letterboxed copy, 80-90 % keeps too much of the logo.
-INNER_SHARE = 0.7
-CROPPED_SHARE = 0.9
+# The parts of a frame hashed besides the whole: (left, top, right, bottom) as shares of the
+# picture inside the bars, and whether all eight orientations are hashed (the centre crops look
+# alike turned or mirrored; the side parts do not, and are hashed upright only). Measured on the
+# recycled-footage evaluation (docs/recycled-footage.md): the central 70 % rescues both caption
+# bands and one of two large logos (60-65 % loses a letterboxed copy, 80-90 % keeps too much of
+# the logo); the left 60 % both large logos; the central 90 % both copies cropped by 10 %.
+CROPS: dict[str, tuple[tuple[float, float, float, float], bool]] = {
+    "inner": ((0.15, 0.15, 0.85, 0.85), True),
+    "left": ((0.0, 0.0, 0.6, 1.0), False),
+    "right": ((0.4, 0.0, 1.0, 1.0), False),
+    "cropped": ((0.05, 0.05, 0.95, 0.95), True),
+}
 # pdqhash.compute_dihedral's order: as is, rotated 90° counter-clockwise, 180°, 90° clockwise,
 # flipped top to bottom, mirrored left to right, and the two transposes.
 DIHEDRAL_NAMES = ("upright", "rotated", "rotated", "rotated", "mirrored", "mirrored", "mirrored", "mirrored")
@@ -49,11 +57,9 @@ class DenseFrames:
     frames: np.ndarray  # FRAME_DTYPE
     rate_hz: float
     bars: tuple[float, float, float, float]  # left, top, right, bottom
-    dihedral: np.ndarray  # (n, 8, PDQ_BYTES): every frame's eight orientations, for lookups
-    # The same frames' centre crops (INNER_SHARE, CROPPED_SHARE), hashed alike; None for an
-    # item analysed before they existed.
-    inner: DenseFrames | None = None
-    cropped: DenseFrames | None = None
+    dihedral: np.ndarray  # (n, 8 or 1, PDQ_BYTES): every frame's orientations looked up
+    # The same frames' parts (CROPS), by name, hashed alike.
+    crops: dict[str, DenseFrames] = field(default_factory=dict)
 
     @property
     def has_bars(self) -> bool:
@@ -89,36 +95,37 @@ def bars_find(pictures: np.ndarray) -> tuple[int, int, int, int]:
     return tuple(n + 1 if n else 0 for n in (left, top, right, bottom))  # type: ignore[return-value]
 
 
-def _centre(picture: np.ndarray, share: float) -> np.ndarray:
+def _part(picture: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
     height, width = picture.shape[:2]
-    dy, dx = round(height * (1 - share) / 2), round(width * (1 - share) / 2)
-    return np.ascontiguousarray(picture[dy : height - dy, dx : width - dx])
+    left, top, right, bottom = box
+    part = picture[round(height * top) : round(height * bottom), round(width * left) : round(width * right)]
+    return np.ascontiguousarray(part)
 
 
 def pictures_hash(pictures: np.ndarray, *, times_s: np.ndarray, rate_hz: float) -> DenseFrames:
-    """Hash (n, h, w, 3) RGB pictures inside their bars, whole and their centres; return them with their times."""
+    """Hash (n, h, w, 3) RGB pictures inside their bars, whole and in parts; return them with their times."""
     left, top, right, bottom = bars_find(pictures) if len(pictures) else (0, 0, 0, 0)
     height, width = pictures.shape[1:3] if len(pictures) else (1, 1)
     bars = (left / width, top / height, right / width, bottom / height)
-    views = {share: np.zeros(len(pictures), dtype=FRAME_DTYPE) for share in (1.0, INNER_SHARE, CROPPED_SHARE)}
-    dihedrals = {share: np.zeros((len(pictures), 8, PDQ_BYTES), dtype=np.uint8) for share in views}
+    parts = {"": ((0.0, 0.0, 1.0, 1.0), True), **CROPS}
+    views = {name: np.zeros(len(pictures), dtype=FRAME_DTYPE) for name in parts}
+    dihedrals = {
+        name: np.zeros((len(pictures), 8 if turned else 1, PDQ_BYTES), dtype=np.uint8)
+        for name, (_, turned) in parts.items()
+    }
     for index, picture in enumerate(pictures):
         inside = picture[top : height - bottom, left : width - right]
         time_ms = round(float(times_s[index]) * 1000)
-        for share, frames in views.items():
-            hashes, quality = pdqhash.compute_dihedral(_centre(inside, share))
-            dihedral = dihedrals[share]
-            dihedral[index] = np.packbits(np.asarray(hashes, dtype=np.uint8), axis=1)
-            frames[index] = (time_ms, int(quality), dihedral[index, 0])
-
-    def view(share: float) -> DenseFrames:
-        return DenseFrames(frames=views[share], rate_hz=rate_hz, bars=bars, dihedral=dihedrals[share])
-
-    whole = view(1.0)
-    return DenseFrames(
-        frames=whole.frames, rate_hz=rate_hz, bars=bars, dihedral=whole.dihedral,
-        inner=view(INNER_SHARE), cropped=view(CROPPED_SHARE),
-    )  # fmt: skip
+        for name, (box, turned) in parts.items():
+            part = _part(inside, box)
+            hashes, quality = pdqhash.compute_dihedral(part) if turned else pdqhash.compute(part)
+            bits = np.asarray(hashes, dtype=np.uint8).reshape(-1, PDQ_BITS)
+            dihedrals[name][index] = np.packbits(bits, axis=1)
+            views[name][index] = (time_ms, int(quality), dihedrals[name][index, 0])
+    crops = {
+        name: DenseFrames(frames=views[name], rate_hz=rate_hz, bars=bars, dihedral=dihedrals[name]) for name in CROPS
+    }
+    return DenseFrames(frames=views[""], rate_hz=rate_hz, bars=bars, dihedral=dihedrals[""], crops=crops)
 
 
 def raw_video_hash(path: Path, *, width: int, height: int, rate_hz: float) -> DenseFrames:

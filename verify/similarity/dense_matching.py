@@ -14,9 +14,9 @@ A continuous shot gives a hit in nearly every frame, so the half-coverage rule i
 it; unrelated footage gives isolated hits at scattered offsets.
 
 An item the whole frames do not match is looked up again, under the same rules, on the
-frames' centre crops (``dense.INNER_SHARE``, ``dense.CROPPED_SHARE``): the central 70 % against
-the same crop of archived frames finds a copy with a large logo or a caption band (``logo``),
-and the central 90 % against whole frames, both ways, a copy cropped by about a tenth
+frames' parts (``dense.CROPS``): the central 70 % and the left and right 60 %, each against the
+same part of archived frames, find a copy with a caption band or a large logo (``logo``), and
+the central 90 % against whole frames, both ways, a copy cropped by about a tenth
 (``cropped``). The measurements, with the look-alikes that must still not match, are in
 docs/recycled-footage.md.
 """
@@ -195,7 +195,8 @@ def dense_matches_find(
     # answer: the index finds the items, and their wider hits are read from their own frames.
     seed_radius = min(settings.VERIFY_PHOTO_MAX_DISTANCE, settings.VERIFY_PDQ_MAX_DISTANCE)
     results = dense_index(field).search(queries, max_distance=seed_radius)
-    groups = {(hit_id >> _FRAME_BITS, row % 8) for row, result in enumerate(results) for hit_id, _ in result}
+    turns = dense.dihedral.shape[1]
+    groups = {(hit_id >> _FRAME_BITS, row % turns) for row, result in enumerate(results) for hit_id, _ in result}
     others = {
         row.media_item_id: row
         for row in FrameHashes.objects.filter(media_item_id__in={k[0] for k in groups}).exclude(media_item=media_item)
@@ -248,11 +249,12 @@ def footage_matches_find(*, media_item: MediaItem, dense: DenseFrames, is_still:
     """Return the archived items this item's footage shows: on whole frames, else on their centre crops."""
     matches = {m.other_id: m for m in dense_matches_find(media_item=media_item, dense=dense, is_still=is_still)}
     lookups: list[tuple[DenseFrames, str, str]] = []
-    if dense.inner is not None:
-        lookups.append((dense.inner, "inner_frames", "logo"))  # an overlay at the edges, on either side
-    if dense.cropped is not None:
+    for name in ("inner", "left", "right"):  # an overlay on either side
+        if name in dense.crops:
+            lookups.append((dense.crops[name], f"{name}_frames", "logo"))
+    if "cropped" in dense.crops:
         lookups.append((dense, "cropped_frames", "cropped"))  # this item is the cropped copy
-        lookups.append((dense.cropped, "frames", "cropped"))  # the archived item is
+        lookups.append((dense.crops["cropped"], "frames", "cropped"))  # the archived item is
     for query, field, transformation in lookups:
         found = dense_matches_find(
             media_item=media_item, dense=query, is_still=is_still, field=field, shows=(transformation,)

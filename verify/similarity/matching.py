@@ -269,8 +269,7 @@ def media_matches_update(
             FrameHashes.objects.create(
                 media_item=media_item, rate_hz=dense.rate_hz, frame_count=len(dense.frames),
                 frames=frames_pack(dense.frames), bars=[round(b, 4) for b in dense.bars], is_still=is_still,
-                inner_frames=frames_pack(dense.inner.frames) if dense.inner is not None else b"",
-                cropped_frames=frames_pack(dense.cropped.frames) if dense.cropped is not None else b"",
+                **{f"{name}_frames": frames_pack(crop.frames) for name, crop in dense.crops.items()},
             )  # fmt: skip
     matches = matches_find(media_item=media_item, fingerprints=fingerprints, mirrored=mirrored)
     if dense is not None:
