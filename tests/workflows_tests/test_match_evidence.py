@@ -232,6 +232,8 @@ def test_match_evidence_an_analyst_sees_no_frame_of_a_case_they_may_not_see(peop
     assert banner(html) == "" and "Someone else" not in html
     for keyframe in hidden.keyframes.all():
         assert reverse("keyframe-image", args=[keyframe.pk]) not in html
+        # nor can the analyst open a frame of it by guessing its URL
+        assert token_client(analyst).get(reverse("keyframe-image", args=[keyframe.pk])).status_code == 404
     # the reviewer, who may see both, gets the pair with both pictures
     pair = token_client(people["reviewer"]).get(f"/api/v1/media/{mine.pk}/matches/").json()[0]["frame_pairs"][0]
     assert pair["image_url"].endswith(reverse("keyframe-image", args=[mine.keyframes.get(timestamp_s=0.0).pk]))
