@@ -5,32 +5,53 @@ PostgreSQL matches every word of the query as a prefix in the cases' full-text v
 ``ts_rank`` plus trigram similarity of the title, and finds SHA-256 prefixes through the
 hashes' own index. SQLite has no full-text index here: every word must occur in the lower-cased
 document (``contains``), names count double. Both answer the same shape, and both start from
-``selectors.case_list_for_user``, so a case the user may not see is never among the results.
+the cases the user may see (``workflows.selectors``), so a case the user may not see is never
+among the results.
+
+A search ranks at most ``RANKED_MAX`` cases: the newest of the matches. A word found in a fifth
+of the archive (a device make) would otherwise cost a rank, a fetch of its document and a count
+for each of 20,000 cases on every request; with the cap a search costs about as much as its
+1,000 newest matches, and ``SearchHits.capped`` says when more matched, so that ``count`` is
+read as "at least".
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, overload
 
-from django.contrib.postgres.search import SearchQuery, SearchRank, TrigramSimilarity
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.search import (
+    SearchQuery,
+    SearchQueryCombinable,
+    SearchQueryField,
+    SearchRank,
+    TrigramSimilarity,
+)
 from django.db import connection
+from django.db.models import BigIntegerField, F, FloatField, Func, Max, Q, QuerySet, Value, When
 from django.db.models import Case as CaseWhen
-from django.db.models import F, FloatField, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import Lookup
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from verify.models import MediaItem, MediaMetadata
 from workflows import selectors
 from workflows.models import Case, CaseSearchDocument
+from workflows.search_index import VIEWER_LEXEME
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 _HEX = re.compile(r"^[0-9a-f]{6,64}$")
 MAX_WORDS = 8
 SNIPPET_CHARS = 160
+RANKED_MAX = 1_000
+# The newest cases are searched first, in windows of this many, each next one four times wider.
+_FIRST_WINDOW = 8_000
+_WINDOW_GROWTH = 4
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,35 @@ class SearchFilters:
     uploaded_to: datetime | None = None
     has_gps: bool | None = None
     seen_before: bool | None = None
+
+
+class SearchHits:
+    """The ranked cases of one search, as a paginator reads them: a length, and slices of the ranking.
+
+    ``count`` is how many cases were ranked. ``capped`` is true when more than ``RANKED_MAX``
+    cases matched: then the ``RANKED_MAX`` newest of them were ranked and ``count`` is a lower
+    bound.
+    """
+
+    def __init__(self, ranked: QuerySet[Case], *, count: int, capped: bool) -> None:
+        self.ranked = ranked
+        self.count = count
+        self.capped = capped
+
+    def __len__(self) -> int:
+        return self.count
+
+    @overload
+    def __getitem__(self, index: int) -> Case: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Case]: ...
+    def __getitem__(self, index: int | slice) -> Case | list[Case]:
+        if isinstance(index, slice):
+            return list(self.ranked[index])
+        return self.ranked[index]
+
+    def __iter__(self) -> Iterator[Case]:
+        return iter(self.ranked)
 
 
 def query_words(q: str) -> list[str]:
@@ -89,26 +139,42 @@ def _filtered(cases: QuerySet[Case], *, user: Any, filters: SearchFilters) -> Qu
     return cases
 
 
-def _postgres_ranked(cases: QuerySet[Case], words: list[str], q: str) -> QuerySet[Case]:
-    tsquery = SearchQuery(" & ".join(f"{word}:*" for word in words), search_type="raw", config="simple")
-    matches = Q(search_document__vector=tsquery)
-    hex_prefix = q.strip().lower()
-    if _HEX.match(hex_prefix):
-        matches |= Q(pk__in=MediaItem.objects.filter(sha256__startswith=hex_prefix).values("case"))
-    if " " not in q.strip() and ("/" in q or "." in q):
-        # PostgreSQL's parser keeps a URL whole (t.me/example/12), so a part of one is matched as text.
-        matches |= Q(source_url__icontains=q.strip())
-    return (
-        cases.filter(matches)
-        .annotate(
-            search_rank=Coalesce(SearchRank(F("search_document__vector"), tsquery), Value(0.0))
-            + TrigramSimilarity("title", q)
-        )
-        .order_by("-search_rank", "-created_at", "-id")
+def _tsquery(words: list[str]) -> SearchQuery:
+    return SearchQuery(" & ".join(f"{word}:*" for word in words), search_type="raw", config="simple")
+
+
+def _hex_prefix(q: str) -> str:
+    prefix = q.strip().lower()
+    return prefix if _HEX.match(prefix) else ""
+
+
+def _url_part(q: str) -> str:
+    # PostgreSQL's parser keeps a URL whole (t.me/example/12), so a part of one is matched as text.
+    part = q.strip()
+    return part if " " not in part and ("/" in part or "." in part) else ""
+
+
+def _postgres_other_matches(q: str) -> Q:
+    """Return what finds a case besides its words: a SHA-256 prefix, a part of its source URL."""
+    matches = Q()
+    if prefix := _hex_prefix(q):
+        matches |= Q(pk__in=MediaItem.objects.filter(sha256__startswith=prefix).values("case"))
+    if part := _url_part(q):
+        matches |= Q(source_url__icontains=part)
+    return matches
+
+
+def _postgres_matches(words: list[str], q: str) -> Q:
+    return Q(search_document__vector=_tsquery(words)) | _postgres_other_matches(q)
+
+
+def _postgres_rank(words: list[str], q: str) -> Any:
+    return Coalesce(SearchRank(F("search_document__vector"), _tsquery(words)), Value(0.0)) + TrigramSimilarity(
+        "title", q
     )
 
 
-def _fallback_ranked(cases: QuerySet[Case], words: list[str], q: str) -> QuerySet[Case]:
+def _fallback_matches_and_rank(words: list[str], q: str) -> tuple[Q, Any]:
     matches = Q()
     score: Any = Value(0.0)
     for word in words:
@@ -117,33 +183,133 @@ def _fallback_ranked(cases: QuerySet[Case], words: list[str], q: str) -> QuerySe
         matches &= in_head | in_body
         score = score + CaseWhen(When(in_head, then=Value(2.0)), default=Value(0.0), output_field=FloatField())
         score = score + CaseWhen(When(in_body, then=Value(1.0)), default=Value(0.0), output_field=FloatField())
-    hex_prefix = q.strip().lower()
-    if _HEX.match(hex_prefix):
-        matches |= Q(pk__in=MediaItem.objects.filter(sha256__startswith=hex_prefix).values("case"))
-    return cases.filter(matches).annotate(search_rank=score).order_by("-search_rank", "-created_at", "-id")
+    if prefix := _hex_prefix(q):
+        matches |= Q(pk__in=MediaItem.objects.filter(sha256__startswith=prefix).values("case"))
+    return matches, score
+
+
+def _ranked(cases: QuerySet[Case], words: list[str], q: str) -> QuerySet[Case]:
+    rank = _postgres_rank(words, q) if connection.vendor == "postgresql" else _fallback_matches_and_rank(words, q)[1]
+    return cases.annotate(search_rank=rank).order_by("-search_rank", "-created_at", "-id")
 
 
 def case_search_apply(*, cases: QuerySet[Case], q: str) -> QuerySet[Case]:
     """Return the cases among ``cases`` that match q, annotated with ``search_rank``, best first.
 
-    ``cases`` must already be limited to what the user may see (``case_search_for_user`` does so).
+    Every match is ranked (no cap): the desk's case list pages and counts this queryset itself.
+    ``cases`` must already be limited to what the user may see.
     """
     words = query_words(q)
     cases = cases.select_related("search_document")
     if not words:
         return cases.annotate(search_rank=Value(0.0)).order_by("-created_at", "-id")
     if connection.vendor == "postgresql":
-        return _postgres_ranked(cases, words, q)
-    return _fallback_ranked(cases, words, q)
+        return _ranked(cases.filter(_postgres_matches(words, q)), words, q)
+    return _ranked(cases.filter(_fallback_matches_and_rank(words, q)[0]), words, q)
 
 
-def case_search_for_user(*, user: Any, q: str, filters: SearchFilters | None = None) -> QuerySet[Case]:
+class _AnyOf(Lookup):  # type: ignore[type-arg]
+    """``field = ANY(array)``: one array parameter rather than an IN list of thousands, one statement text."""
+
+    lookup_name = "any_of"
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} = ANY({rhs})", (*lhs_params, *rhs_params)
+
+
+def _id_any(field: str, ids: list[int]) -> _AnyOf | Q:
+    if connection.vendor != "postgresql":
+        return Q(**{f"{field}__in": ids})
+    return _AnyOf(F(field), Value(ids, output_field=ArrayField(BigIntegerField())))
+
+
+class _Lexeme(SearchQueryCombinable, Func):  # type: ignore[misc]
+    """A tsquery of one lexeme taken as written (``'#viewer=7'::tsquery``), past the parser that would split it."""
+
+    template = "%(expressions)s::tsquery"
+    output_field = SearchQueryField()
+
+
+def _windows() -> Iterator[Q]:
+    """Yield ranges of case ids, newest first, each four times wider than the last, down to the oldest case."""
+    size = _FIRST_WINDOW
+    high = CaseSearchDocument.objects.aggregate(top=Max("case_id"))["top"] or 0
+    while high > 0:
+        yield Q(case_id__gt=high - size, case_id__lte=high)
+        high -= size
+        size *= _WINDOW_GROWTH
+
+
+def _postgres_newest_matches(
+    *, user: Any, words: list[str], q: str, restrict: QuerySet[Case] | None, limit: int
+) -> list[int]:
+    """Return the ids of the newest ``limit`` cases this user may see that match, newest first.
+
+    Ranking every match would cost as much as there are matches (a fifth of the archive for a
+    device make). Someone who sees every case searches windows of the newest cases, each four
+    times wider than the last, until ``limit`` are found: in each, PostgreSQL ANDs the GIN
+    index's matches with the window from the primary key and reads only those rows. An analyst's
+    words are ANDed with their viewer lexeme (``search_index.VIEWER_LEXEME``), so the index
+    answers "matches and is theirs" at once; the rule of ``selectors.case_list_for_user`` then
+    decides.
+    """
+    sees_all = selectors.user_sees_every_case(user=user)
+    tsquery: Any = _tsquery(words)
+    if not sees_all:
+        tsquery = tsquery & _Lexeme(Value(f"'{VIEWER_LEXEME.format(user.pk)}'"))
+    documents = CaseSearchDocument.objects.filter(vector=tsquery)
+    others = Case.objects.filter(extra) if (extra := _postgres_other_matches(q)) else None
+    if restrict is not None:
+        documents = documents.filter(case_id__in=restrict.values("pk"))
+        others = others.filter(pk__in=restrict.values("pk")) if others is not None else None
+    found: list[int] = []
+    if others is not None:
+        if not sees_all:
+            others = others.filter(pk__in=selectors.case_list_for_user(user=user).values("pk"))
+        found += others.order_by("-pk").values_list("pk", flat=True)[:limit]
+    matched: list[int] = []
+    if sees_all:
+        for window in _windows():
+            newest = documents.filter(window).order_by("-case_id").values_list("case_id", flat=True)
+            matched += newest[: limit - len(matched)]
+            if len(matched) >= limit:
+                break
+    else:
+        matched = list(documents.order_by("-case_id").values_list("case_id", flat=True)[:limit])
+    ids = sorted(set(found) | set(matched), reverse=True)[:limit]
+    if sees_all or not ids:
+        return ids
+    visible = selectors.case_list_for_user(user=user).filter(_id_any("pk", ids))
+    return list(visible.order_by("-pk").values_list("pk", flat=True))
+
+
+def _newest_matches(*, user: Any, words: list[str], q: str, filters: SearchFilters, limit: int) -> list[int]:
+    """Return the ids of the newest ``limit`` cases this user may see that match q and the filters."""
+    restrict = None if filters == SearchFilters() else _filtered(Case.objects.all(), user=user, filters=filters)
+    if connection.vendor == "postgresql":
+        return _postgres_newest_matches(user=user, words=words, q=q, restrict=restrict, limit=limit)
+    cases = _filtered(selectors.case_list_for_user(user=user), user=user, filters=filters)
+    matches = cases.filter(_fallback_matches_and_rank(words, q)[0])
+    return list(matches.order_by("-pk").values_list("pk", flat=True)[:limit])
+
+
+def case_search_for_user(*, user: Any, q: str, filters: SearchFilters | None = None) -> SearchHits:
     """Return the cases this user may see that match q and the filters, best match first.
 
-    Each case carries ``search_rank``. An empty query lists the filtered cases, newest first.
+    Each case carries ``search_rank``; at most the ``RANKED_MAX`` newest matches are ranked
+    (``SearchHits.capped``). An empty query lists the filtered cases, newest first, all of them.
     """
-    cases = _filtered(selectors.case_list_for_user(user=user), user=user, filters=filters or SearchFilters())
-    return case_search_apply(cases=cases, q=q)
+    filters = filters or SearchFilters()
+    words = query_words(q)
+    if not words:
+        cases = _filtered(selectors.case_list_for_user(user=user), user=user, filters=filters)
+        listed = case_search_apply(cases=cases.prefetch_related(None), q="")
+        return SearchHits(listed, count=listed.count(), capped=False)
+    ids = _newest_matches(user=user, words=words, q=q, filters=filters, limit=RANKED_MAX + 1)
+    ranked = _ranked(Case.objects.filter(_id_any("pk", ids[:RANKED_MAX])).select_related("search_document"), words, q)
+    return SearchHits(ranked, count=min(len(ids), RANKED_MAX), capped=len(ids) > RANKED_MAX)
 
 
 def search_snippet(case: Case, q: str) -> SafeString:

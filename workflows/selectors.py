@@ -50,6 +50,11 @@ def _visible_cases_q(user: Any, *, prefix: str = "") -> Q | None:
     return Q(pk__in=[])
 
 
+def user_sees_every_case(*, user: Any) -> bool:
+    """Return whether this user may see every case (reviewers and leads), by the rule of ``case_list_for_user``."""
+    return _visible_cases_q(user) is None
+
+
 def case_list_for_user(*, user: Any) -> QuerySet[Case]:
     """Return the cases this user may see, with their media items loaded.
 

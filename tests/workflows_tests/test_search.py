@@ -12,7 +12,7 @@ from django.test import Client
 
 from tests.conftest import make_user, token_client
 from verify.models import Keyframe, KeyframeText, MediaItem, MediaMetadata
-from workflows import services
+from workflows import search, selectors, services
 from workflows.models import Case
 from workflows.search_index import case_search_document_refresh
 
@@ -121,6 +121,77 @@ def test_search_by_sha256_prefix_device_and_filters(people: dict[str, Any]) -> N
     assert _titles(_search(people["analyst"], q="drone", status="closed")) == []
     assert _titles(_search(people["analyst"], q="drone", seen_before="true")) == []
     assert token_client(people["analyst"]).get("/api/v1/search/", {"status": "nonsense"}).status_code == 400
+
+
+@pytest.mark.django_db(transaction=True)
+def test_search_ranks_only_the_newest_matches_past_the_cap_and_says_so(
+    people: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: five of the analyst's cases and two of another analyst's match; three are ranked,
+    # searched in windows of two cases so that the newest ones are found across windows
+    monkeypatch.setattr(search, "RANKED_MAX", 3)
+    monkeypatch.setattr(search, "_FIRST_WINDOW", 2)
+    mine = [_case(people["analyst"], title, claim=claim) for title, claim in (
+        ("Oldest", "A bridge."), ("Older", "A bridge."), ("Bridge at dawn", "Smoke."), ("Newer", "The bridge."),
+        ("Newest", "A bridge again."),
+    )]  # fmt: skip
+    _case(people["other"], "Bridge elsewhere")
+    _case(people["other"], "Another bridge")
+
+    # when
+    as_analyst = _search(people["analyst"], q="bridge")
+    as_reviewer = _search(people["reviewer"], q="bridge")
+    narrow = _search(people["analyst"], q="bridge dawn")
+
+    # then: the newest three of the analyst's own, the title match first, and the count capped
+    assert (as_analyst["count"], as_analyst["capped"]) == (3, True)
+    assert _titles(as_analyst) == ["Bridge at dawn", "Newest", "Newer"]
+    assert as_analyst["results"][0]["id"] == mine[2].pk
+    assert (as_reviewer["count"], as_reviewer["capped"]) == (3, True)
+    assert _titles(as_reviewer) == ["Another bridge", "Bridge elsewhere", "Newest"]
+    assert (narrow["count"], narrow["capped"], _titles(narrow)) == (1, False, ["Bridge at dawn"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_search_pages_through_the_ranked_cases(people: dict[str, Any]) -> None:
+    for n in range(5):
+        _case(people["analyst"], f"Checkpoint {n}")
+
+    first = _search(people["analyst"], q="checkpoint", page_size=2)
+    last = _search(people["analyst"], q="checkpoint", page_size=2, page=3)
+
+    assert (first["count"], first["capped"], len(first["results"])) == (5, False, 2)
+    assert first["next"] and first["previous"] is None
+    assert _titles(last) == ["Checkpoint 0"] and last["next"] is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_search_finds_a_part_of_a_source_url_only_in_visible_cases(people: dict[str, Any]) -> None:
+    _case(people["analyst"], "Post", source_url="https://t.me/kyiv_today/4512")
+    _case(people["other"], "Same channel", source_url="https://t.me/kyiv_today/4513")
+
+    assert _titles(_search(people["analyst"], q="t.me/kyiv_today")) == ["Post"]
+    assert sorted(_titles(_search(people["reviewer"], q="t.me/kyiv_today"))) == ["Post", "Same channel"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_search_follows_the_case_list_rule_not_the_index(people: dict[str, Any]) -> None:
+    # given: the analyst submitted media to another analyst's case, and was assigned a third one
+    submitted = _case(people["other"], "Crossing submitted to")
+    item = _media(submitted, people["analyst"], sha256="e" * 64)
+    assigned = _case(people["other"], "Crossing assigned")
+    Case.objects.filter(pk=assigned.pk).update(assignee=people["analyst"])
+    case_search_document_refresh(case_id=assigned.pk)
+    _case(people["other"], "Crossing of theirs")
+    before = _titles(_search(people["analyst"], q="crossing"))
+    # when: the item is removed (the search document keeps its submitter until it is rebuilt)
+    MediaItem.objects.filter(pk=item.pk).delete()
+    after = _titles(_search(people["analyst"], q="crossing"))
+    # then
+    assert sorted(before) == ["Crossing assigned", "Crossing submitted to"]
+    assert after == ["Crossing assigned"]
+    assert selectors.user_sees_every_case(user=people["reviewer"])
+    assert not selectors.user_sees_every_case(user=people["analyst"])
 
 
 @pytest.mark.django_db(transaction=True)

@@ -48,19 +48,34 @@ class SearchResultSerializer(serializers.ModelSerializer[Case]):
         return str(search.search_snippet(case, self.context.get("q", "")))
 
 
+class SearchPageSerializer(serializers.Serializer[Any]):
+    """One page of results; ``capped`` makes ``count`` a lower bound."""
+
+    count = serializers.IntegerField(help_text="Cases ranked: all that match, or RANKED_MAX when capped.")
+    capped = serializers.BooleanField(
+        help_text=f"More than {search.RANKED_MAX:,} cases match: the newest {search.RANKED_MAX:,} of them were "
+        "ranked, and count is a lower bound. Narrow the words or the filters to rank the rest."
+    )
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = SearchResultSerializer(many=True)
+
+
 class SearchView(generics.GenericAPIView):  # type: ignore[type-arg]
     """Search titles, claims, places, source URLs, notes, text in keyframes, devices and SHA-256 prefixes."""
 
     permission_classes = [permissions.IsAuthenticated]
     serializer_class = SearchResultSerializer
 
-    @extend_schema(parameters=[SearchQuerySerializer], responses={200: SearchResultSerializer(many=True)})
+    @extend_schema(parameters=[SearchQuerySerializer], responses={200: SearchPageSerializer})
     def get(self, request: Request) -> Response:
         query = SearchQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = dict(query.validated_data)
         q = data.pop("q", "")
-        cases = search.case_search_for_user(user=request.user, q=q, filters=search.SearchFilters(**data))
-        page = self.paginate_queryset(cases)
+        hits = search.case_search_for_user(user=request.user, q=q, filters=search.SearchFilters(**data))
+        page: list[Case] | None = self.paginate_queryset(hits)  # type: ignore[arg-type]
         serializer = SearchResultSerializer(page, many=True, context={"request": request, "q": q})
-        return self.get_paginated_response(serializer.data)
+        response = self.get_paginated_response(serializer.data)
+        response.data = {"count": response.data["count"], "capped": hits.capped, **response.data}
+        return response
