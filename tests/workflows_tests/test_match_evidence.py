@@ -9,17 +9,39 @@ soundtrack alone).
 
 from __future__ import annotations
 
+import io
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.urls import reverse
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import make_user, submit, token_client, wait_for_analysis
 from tests.footage import STILL_AT_S, photo_shot, repost
+from tests.photos import photograph
 from tests.workflows_tests.test_admin import change_url, logged_in, open_case, page
-from tests.workflows_tests.test_admin_seen_before import banner, keyframe_url, match_rows, media_rows, side_by_side
+from tests.workflows_tests.test_admin_browser import (  # noqa: F401 (browser is a fixture)
+    CHROMEDRIVER,
+    CHROMIUM,
+    WAIT_S,
+    browser,
+    log_in,
+    save_full_page,
+)
+from tests.workflows_tests.test_admin_seen_before import (
+    ARTIFACTS,
+    banner,
+    keyframe_url,
+    match_rows,
+    media_rows,
+    side_by_side,
+)
 from verify.models import Keyframe, MediaItem, MediaMatch
 from workflows import match_evidence
 from workflows.exports.report import report_html
@@ -252,3 +274,57 @@ def test_match_evidence_in_the_case_report(people):
 
     row = re.search(r"<h3>Seen before</h3>.*?</table>", html, re.S)
     assert row and "91% alike, 2 frames; rotated; same soundtrack (soundtrack 84% alike)" in row.group(0)
+
+
+# --- in the browser --------------------------------------------------------------------------
+
+
+def keyframe_pictures(*items: MediaItem) -> None:
+    """Store a real picture for each keyframe of the items: a window of a photograph moving with time."""
+    photo = photograph("astronaut.png").convert("RGB")
+    for keyframe in Keyframe.objects.filter(media_item__in=items):
+        left = round(keyframe.timestamp_s * 30)
+        buffer = io.BytesIO()
+        photo.crop((left, 100, left + 320, 280)).save(buffer, "JPEG", quality=85)
+        name = default_storage.save(f"keyframes/evidence-{keyframe.pk}.jpg", ContentFile(buffer.getvalue()))
+        Keyframe.objects.filter(pk=keyframe.pk).update(image=name, width=320, height=180)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(
+    not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)), reason="needs chromium and chromium-driver"
+)
+def test_match_evidence_strip_and_labels_in_the_browser(transactional_db, live_server, browser):  # noqa: F811
+    # given: a dense match with bars, rotation and the same soundtrack, keyframes with real pictures
+    analyst = make_user("ana", "analyst", is_staff=True)
+    reviewer = make_user("rev", "reviewer", is_staff=True)
+    old = media_rows(open_case(analyst, title="Archived"), analyst, sha="a", times=(0.0, 2.5, 5.0), days_ago=30)
+    case = open_case(analyst, title="Rotated repost with bars")
+    new = media_rows(case, analyst, sha="b", times=(0.0, 2.3, 5.2))
+    keyframe_pictures(old, new)
+    match_rows(new, old, [[t / 2, t / 2] for t in range(11)], similarity=0.87, audio_similarity=0.88,
+               transformations=["bars_removed", "rotated", "same_audio"])  # fmt: skip
+
+    # when
+    log_in(browser, live_server.url, reviewer, change_url(case))
+
+    # then: the chips read in words, next to the similarity of pictures and sound
+    shown = browser.find_element(By.ID, "seen-before")
+    chips = shown.find_elements(By.CSS_SELECTOR, "[data-transformation]")
+    assert [chip.get_attribute("textContent") for chip in chips] == [
+        "Black bars added or removed",
+        "Rotated",
+        "Same soundtrack",
+    ]
+    assert all(chip.is_displayed() and chip.size["height"] > 0 for chip in chips)
+    assert "87 %" in shown.text and "soundtrack 88 %" in shown.text
+    # the first pair side by side, both pictures loaded; the others one click away, each saying
+    # which keyframe stands in for the moment matched
+    left, right = shown.find_element(By.CSS_SELECTOR, ".seen-pair").find_elements(By.CSS_SELECTOR, ".kf-blur img")
+    assert left.location["y"] == right.location["y"] and left.location["x"] < right.location["x"]
+    assert all(browser.execute_script("return arguments[0].naturalWidth", img) == 320 for img in (left, right))
+    shown.find_element(By.CSS_SELECTOR, ".seen-more summary").click()
+    WebDriverWait(browser, WAIT_S).until(lambda _: "(keyframe at 0:02.300)" in shown.text)
+    assert "(keyframe at 0:02.500)" in shown.text and "(keyframe at 0:05.200)" in shown.text
+    assert len(shown.find_elements(By.CSS_SELECTOR, ".seen-pair")) == 3
+    save_full_page(browser, ARTIFACTS / "admin-match-evidence.png")
