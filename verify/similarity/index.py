@@ -1,19 +1,20 @@
 """A Hamming-radius index for millions of 256-bit hashes: multi-index hashing on a few substrings.
 
 A flat scan reads every stored hash for every query: at 10 million dense frame hashes that is
-about 40 ms a query, and a two-minute clip asks hundreds. Multi-index hashing reads a few
-buckets instead. Each hash is cut into substrings (here ``_TABLES`` substrings of ``_KEY_BITS``
-bits, picked from a fixed shuffle of the 256 positions so that no table sees only PDQ's
-low-frequency coefficients); a table per substring maps its value to the rows that have it.
-A query reads, in every table, the buckets of its substring and of every value within
-``_FLIPS`` bits of it, and each row found is checked against the full hash. A hash within 31
-bits of the query is missed only when every one of its six substrings differs in three bits or
-more: about 1 in 500 at exactly 31 bits on random flips, never below 25 bits
-(``manage.py similarity_benchmark`` measures it). Nothing farther than the radius is ever returned.
+about 18 ms of CPU a query, and a two-minute clip asks hundreds. Multi-index hashing reads a
+few buckets instead. Six substrings of each hash (``_KEY_BITS`` bits each: two bytes and five
+bits of a third, from a fixed shuffle of the 32 bytes, so that no table sees only PDQ's
+low-frequency coefficients) each key a table that maps the substring's value to the rows that
+have it. A query reads, in every table, the buckets of its substring and of every value within
+``_FLIPS`` bits of it, and each row found is checked against the full hash, so nothing farther
+than the radius is ever returned. A hash within 31 bits of the query is missed only when every
+one of its six substrings differs in three bits or more: never below 18 bits, about 1 in 600
+at exactly 31 bits of random flips (``manage.py similarity_benchmark`` measures it).
 
-Six tables, not the sixteen (or twelve of 21 bits) that would make the search exact at 31 bits,
-keep the index at about 62 bytes a hash: the hash (32), a 4-byte id offset and a 4-byte row
-number per table. Sixteen tables would cost about 100.
+Six tables, not the twelve or sixteen that would make the search exact at 31 bits, keep the
+index under 64 bytes a hash at 10 million: the hash (32), a 2-byte id offset (ids added
+together are close: one media item's frames), a 4-byte row number per table (24) and the
+tables' bucket offsets (6 x 8 MB, 5 bytes a hash at 10 million). Exact would cost 94 to 100.
 
 Rows added since the tables were last built sit in a tail that is scanned flat and is merged
 into the tables (in one linear pass, no sort of the stored rows) when it grows past
@@ -34,18 +35,17 @@ PDQ_BYTES = 32
 # The widest radius the tables answer; a wider search scans every hash.
 MAX_DISTANCE = 31
 _TABLES = 6
-_KEY_BITS = 20
+_KEY_BITS = 21
 _FLIPS = 2
 _TABLES_MIN = 32_768
 _TAIL_MAX = 8_192
 # Queries checked together: bounds the candidate arrays to a few tens of megabytes.
 _QUERY_CHUNK = 32
-# Each table's key: two whole bytes and a nibble of a third, from a fixed shuffle of the 32
-# bytes (12 bytes and 3 shared by two tables each: 120 of the 256 bits).
+# Each table's key: two whole bytes and five bits of a third, from a fixed shuffle of the 32
+# bytes (18 bytes, 126 of the 256 bits).
 _BYTE_ORDER = np.random.default_rng(20_260_101).permutation(PDQ_BYTES)
 _KEY_BYTES = [
-    (int(_BYTE_ORDER[2 * t]), int(_BYTE_ORDER[2 * t + 1]), int(_BYTE_ORDER[2 * _TABLES + t // 2]), 4 * (t % 2))
-    for t in range(_TABLES)
+    (int(_BYTE_ORDER[2 * t]), int(_BYTE_ORDER[2 * t + 1]), int(_BYTE_ORDER[2 * _TABLES + t])) for t in range(_TABLES)
 ]
 _PROBE_MASKS = np.array(
     [sum(1 << b for b in bits) for n in range(_FLIPS + 1) for bits in combinations(range(_KEY_BITS), n)],
@@ -61,9 +61,9 @@ def substring_keys(hashes: np.ndarray) -> np.ndarray:
     """Return the table keys of (n, 32) uint8 hashes as a (_TABLES, n) uint32 array."""
     columns = np.ascontiguousarray(hashes.T)
     keys = np.empty((_TABLES, len(hashes)), dtype=np.uint32)
-    for table, (low, high, extra, shift) in enumerate(_KEY_BYTES):
+    for table, (low, high, extra) in enumerate(_KEY_BYTES):
         key = keys[table]
-        np.left_shift(columns[extra] >> shift & 15, 16, out=key, dtype=np.uint32)
+        np.left_shift(columns[extra] & 31, 16, out=key, dtype=np.uint32)
         key |= columns[high].astype(np.uint32) << 8
         key |= columns[low]
     return keys
@@ -103,10 +103,12 @@ class MultiHashIndex:
     def __init__(self, *, threads: int = 1) -> None:
         faiss.omp_set_num_threads(threads)
         self._codes = np.zeros((0, PDQ_BYTES), dtype=np.uint8)
-        # An id is the base of its segment plus a 4-byte offset: ids added together are close.
-        self._id_offsets = np.zeros(0, dtype=np.uint32)
-        self._segment_rows: list[int] = []
-        self._segment_bases: list[int] = []
+        # An id is the base of its segment plus a 2-byte offset: ids added together are close.
+        self._id_offsets = np.zeros(0, dtype=np.uint16)
+        # Segment i starts at row _segment_rows[i]; its ids are _segment_bases[i] + offset.
+        self._segment_rows = np.zeros(0, dtype=np.int64)
+        self._segment_bases = np.zeros(0, dtype=np.int64)
+        self._segments = 0
         self._count = 0
         self._indexed = 0  # rows [0, _indexed) are in the tables
         self._offsets: list[np.ndarray] = []
@@ -118,9 +120,9 @@ class MultiHashIndex:
 
     @property
     def nbytes(self) -> int:
-        """Return the bytes the index holds for its hashes (codes, ids, tables), used or reserved."""
+        """Return the bytes the index's hashes, ids and tables take (room reserved for more is never touched)."""
         tables = sum(o.nbytes for o in self._offsets) + sum(r.nbytes for r in self._rows)
-        return self._codes.nbytes + self._id_offsets.nbytes + 16 * len(self._segment_rows) + tables
+        return self._count * (PDQ_BYTES + self._id_offsets.itemsize) + 16 * self._segments + tables
 
     def add(self, ids: Sequence[int] | np.ndarray, hashes: np.ndarray) -> None:
         """Add hashes (an (n, 32) uint8 array) under their ids."""
@@ -165,26 +167,31 @@ class MultiHashIndex:
         capacity = max(rows, len(self._codes) + len(self._codes) // 4)
         codes = np.empty((capacity, PDQ_BYTES), dtype=np.uint8)
         codes[: self._count] = self._codes[: self._count]
-        offsets = np.empty(capacity, dtype=np.uint32)
+        offsets = np.empty(capacity, dtype=np.uint16)
         offsets[: self._count] = self._id_offsets[: self._count]
         self._codes, self._id_offsets = codes, offsets
 
     def _segments_add(self, start: int, ids: np.ndarray) -> None:
         low, high = int(ids.min()), int(ids.max())
-        if high - low >= 1 << 32:
+        if high - low >= 1 << 16:
             half = len(ids) // 2
             self._segments_add(start, ids[:half])
             self._segments_add(start + half, ids[half:])
             return
-        fits = self._segment_bases and self._segment_bases[-1] <= low and high - self._segment_bases[-1] < 1 << 32
-        if not fits:
-            self._segment_rows.append(start)
-            self._segment_bases.append(low)
-        self._id_offsets[start : start + len(ids)] = ids - self._segment_bases[-1]
+        base = int(self._segment_bases[self._segments - 1]) if self._segments else 0
+        if not self._segments or base > low or high - base >= 1 << 16:
+            if self._segments == len(self._segment_rows):
+                grown = max(16, self._segments * 2)
+                self._segment_rows = np.resize(self._segment_rows, grown)
+                self._segment_bases = np.resize(self._segment_bases, grown)
+            self._segment_rows[self._segments] = start
+            self._segment_bases[self._segments] = base = low
+            self._segments += 1
+        self._id_offsets[start : start + len(ids)] = ids - base
 
     def _ids(self, rows: np.ndarray) -> np.ndarray:
-        segment = np.searchsorted(np.asarray(self._segment_rows), rows, side="right") - 1
-        return np.asarray(self._segment_bases, dtype=np.int64)[segment] + self._id_offsets[rows]
+        segment = np.searchsorted(self._segment_rows[: self._segments], rows, side="right") - 1
+        return self._segment_bases[segment] + self._id_offsets[rows]
 
     # --- tables -----------------------------------------------------------------------------
 
