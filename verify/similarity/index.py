@@ -8,7 +8,7 @@ low-frequency coefficients) each key a table that maps the substring's value to 
 have it. A query reads, in every table, the buckets of its substring and of every value within
 ``_FLIPS`` bits of it, and each row found is checked against the full hash, so nothing farther
 than the radius is ever returned. A hash within 31 bits of the query is missed only when every
-one of its six substrings differs in three bits or more: never below 18 bits, about 1 in 600
+one of its six substrings differs in three bits or more: never below 18 bits, about 1 in 300
 at exactly 31 bits of random flips (``manage.py similarity_benchmark`` measures it).
 
 Six tables, not the twelve or sixteen that would make the search exact at 31 bits, keep the
