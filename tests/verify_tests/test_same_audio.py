@@ -169,6 +169,18 @@ def test_audio_silence_and_a_steady_tone_give_no_fingerprint(tmp_path):
     assert fingerprint(tone, tmp_path) is None
 
 
+def test_audio_a_track_shorter_than_about_five_seconds_gives_no_fingerprint(tmp_path):
+    # chromaprint's filters take about 2.6 s to fill: 4.5 s give 15 sub-fingerprints, 6.5 s give 31
+    track = soundtrack(tmp_path / "track.wav", seed=1, duration_s=8.0)
+    short, longer = tmp_path / "short.mp3", tmp_path / "longer.mp3"
+    _ffmpeg("-i", str(track), "-t", "4.5", "-c:a", "libmp3lame", "-b:a", "64k", str(short))
+    _ffmpeg("-i", str(track), "-t", "6.5", "-c:a", "libmp3lame", "-b:a", "64k", str(longer))
+
+    assert fingerprint(short, tmp_path) is None
+    found = fingerprint(longer, tmp_path)
+    assert found is not None and len(found.values) >= audio.MIN_OVERLAP
+
+
 def test_audio_a_file_without_audio_gives_no_fingerprint(tmp_path):
     picture_only = photo_shot(tmp_path / "pictures.mp4", photo="coffee.png", duration_s=2.0)
 
@@ -261,3 +273,26 @@ def test_same_audio_is_added_to_a_picture_match(worker, tmp_path):
     assert row.matched_frame_count > 0 and row.frame_pairs
     assert "same_audio" in row.transformations and row.audio_similarity is not None
     assert MediaMatch.objects.filter(media_item_id=second["id"]).count() == 1
+
+
+@pytest.mark.worker
+def test_same_audio_an_audio_file_matches_the_video_it_was_taken_from(worker, tmp_path):
+    # given: a clip with a soundtrack, and the soundtrack alone posted as an MP3 from 1.5 s in
+    # (chromaprint needs about 2.6 s to start: 7.5 s of sound give about 40 sub-fingerprints)
+    track = soundtrack(tmp_path / "track.wav", seed=2, duration_s=9.0)
+    pictures = photo_shot(tmp_path / "pictures.mp4", photo="coffee.png", duration_s=9.0)
+    video = with_soundtrack(pictures, track, tmp_path / "video.mp4")
+    ripped = tmp_path / "ripped.mp3"
+    _ffmpeg("-ss", "1.5", "-i", str(video), "-vn", "-c:a", "libmp3lame", "-b:a", "64k", str(ripped))
+    api = token_client(make_user("ana", "analyst"))
+    first = analysed(api, video)
+
+    # when
+    second = analysed(api, ripped)
+
+    # then: the audio file lists the video as the same audio, 1.5 s into it
+    listed = api.get(f"/api/v1/media/{second['id']}/matches/").json()
+    assert [(m["media_item"], [t["code"] for t in m["transformations"]]) for m in listed] == [
+        (first["id"], ["same_audio"])
+    ]
+    assert abs(listed[0]["audio_time_offset_s"] + 1.5) < 0.3, listed[0]["audio_time_offset_s"]
