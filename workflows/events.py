@@ -208,3 +208,21 @@ def export_downloaded_event(*, export: Export, actor: Any) -> AuditEvent:
     return audit_record(
         case=export.case, actor=actor, action=AuditEvent.Action.EXPORT_DOWNLOADED, obj=export, after=after
     )
+
+
+def ocr_languages_changed_event(*, case: Case, actor: Any, before: str, after: str) -> AuditEvent:
+    """Record a change of the languages the case's keyframe text is read in ("" is the server's default)."""
+    return audit_record(
+        case=case,
+        actor=actor,
+        action=AuditEvent.Action.OCR_LANGUAGES_CHANGED,
+        obj=case,
+        before={"ocr_languages": before},
+        after={"ocr_languages": after},
+    )
+
+
+def keyframe_text_reread_event(*, case: Case, actor: Any, languages: str, media_item_ids: list[int]) -> AuditEvent:
+    """Record a request to read the case's keyframes again, in which languages and for which media items."""
+    after = {"languages": languages, "media_items": media_item_ids}
+    return audit_record(case=case, actor=actor, action=AuditEvent.Action.KEYFRAME_TEXT_REREAD, obj=case, after=after)

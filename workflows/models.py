@@ -197,6 +197,8 @@ class AuditEvent(AppendOnlyModel):
         INTEGRITY_MISMATCH = "integrity_mismatch"
         EXPORT_GENERATED = "export_generated"
         EXPORT_DOWNLOADED = "export_downloaded"
+        OCR_LANGUAGES_CHANGED = "ocr_languages_changed", "OCR languages changed"
+        KEYFRAME_TEXT_REREAD = "keyframe_text_reread", "Keyframe text read again"
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="history")
     actor = models.ForeignKey(

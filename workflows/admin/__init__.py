@@ -189,6 +189,9 @@ class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-ar
             path("<int:case_id>/assignment/", view(views.case_assign_view), name="workflows_case_assign"),
             path("<int:case_id>/exports/", view(views.case_export_view), name="workflows_case_export"),
             path("<int:case_id>/link/", view(views.case_link_view), name="workflows_case_link"),
+            path(
+                "<int:case_id>/ocr-languages/", view(views.case_ocr_languages_view), name="workflows_case_ocr_languages"
+            ),
             path("sun/", view(sun_panel.sun_view), name="workflows_case_sun"),
             path("time-zone/", view(views.time_zone_view), name="workflows_case_time_zone"),
             path(

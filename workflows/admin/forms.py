@@ -8,6 +8,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from verify import ocr
 from verify.models import MediaItem
 from workflows import selectors
 from workflows.models import Case, ChecklistItem, Export, Status, Verdict
@@ -105,3 +106,12 @@ class LinkForm(forms.Form):
 
     url = forms.URLField(max_length=2000, assume_scheme="https", label="Link to a post or media file")
     refetch = forms.BooleanField(required=False, label="Fetch again even if fetched before")
+
+
+class OcrLanguagesForm(forms.Form):
+    """The languages a case's keyframe text is read in, checked against the installed Tesseract data."""
+
+    ocr_languages = forms.CharField(
+        max_length=100, required=False, validators=[ocr.languages_validate], label="Read text in frames in"
+    )
+    reread = forms.BooleanField(required=False, label="and read the analysed keyframes again")

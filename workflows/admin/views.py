@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from verify import ocr
 from workflows import selectors, services
 from workflows.admin.forms import (
     AssignmentForm,
@@ -27,11 +28,13 @@ from workflows.admin.forms import (
     LinkForm,
     NoteForm,
     NoteVersionForm,
+    OcrLanguagesForm,
     TimeZoneForm,
     TransitionForm,
     checklist_forms,
 )
 from workflows.models import Case, Export, Note, Status
+from workflows.services import keyframe_text
 from workflows.services.exports import export_request
 
 
@@ -225,6 +228,30 @@ def case_link_view(request: HttpRequest, case_id: int) -> HttpResponse:
             "Link added; the worker fetches the post, then analyses it.",
         )
     return HttpResponseRedirect(case_page_url(case))
+
+
+@require_POST
+def case_ocr_languages_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    """Change the languages the case's keyframe text is read in, and read the stored keyframes again if asked."""
+    case = _visible_case(request, case_id)
+    form = OcrLanguagesForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return HttpResponseRedirect(case_page_url(case, "claim"))
+    languages, reread = form.cleaned_data["ocr_languages"], form.cleaned_data["reread"]
+    changed = _attempt(
+        request,
+        lambda: keyframe_text.case_ocr_languages_set(case=case, ocr_languages=languages, actor=request.user),
+        f"Text in frames is now read in {ocr.languages_setting(languages) or 'the server default languages'}.",
+    )
+    if changed and reread:
+        case.refresh_from_db()
+        _attempt(
+            request,
+            lambda: keyframe_text.case_keyframe_text_reread(case=case, actor=request.user),
+            "The worker reads the analysed keyframes again; their text changes when it is done.",
+        )
+    return HttpResponseRedirect(case_page_url(case, "claim"))
 
 
 @require_POST

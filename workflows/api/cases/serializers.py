@@ -176,6 +176,30 @@ class CaseDetailSerializer(CaseSerializer):
         return [dict(AllowedTransitionSerializer(m).data) for m in allowed_moves_for(case=case, user=request.user)]
 
 
+class CaseUpdateSerializer(serializers.Serializer[Any]):
+    """What may change on a case once it is opened: the languages its keyframe text is read in."""
+
+    ocr_languages = serializers.CharField(
+        max_length=100, allow_blank=True, validators=[ocr.languages_validate],
+        help_text='Tesseract languages joined by "+" (eng+ukr); empty: the server default. Applies to media '
+        "analysed from now on; POST .../ocr/ reads the stored keyframes again.",
+    )  # fmt: skip
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        fixed = sorted(set(self.initial_data) - set(self.fields))
+        if fixed:
+            message = "Cannot be changed once the case is opened; only ocr_languages can."
+            raise serializers.ValidationError({name: [message] for name in fixed}, code="not_editable")
+        return attrs
+
+
+class KeyframeTextRereadSerializer(serializers.Serializer[Any]):
+    languages = serializers.CharField(help_text="The languages the keyframes are read in.")
+    media_items = serializers.ListField(
+        child=serializers.IntegerField(), source="media_item_ids", help_text="The analysed media items queued."
+    )
+
+
 class MediaSubmissionSerializer(serializers.Serializer[Any]):
     """A file or a link, and either an existing case or the claim that opens a new one."""
 

@@ -17,14 +17,17 @@ from workflows.api.cases.serializers import (
     AuditEventSerializer,
     CaseDetailSerializer,
     CaseSerializer,
+    CaseUpdateSerializer,
     ChecklistItemSerializer,
     ChecklistUpdateSerializer,
+    KeyframeTextRereadSerializer,
     NoteInputSerializer,
     NoteSerializer,
     TransitionInputSerializer,
 )
 from workflows.api.permissions import HasWorkflowRole, valid_input, visible_case_ids
 from workflows.models import Case, ChecklistItem
+from workflows.services import keyframe_text
 
 
 class CaseFilter(filters.FilterSet):
@@ -61,6 +64,21 @@ class CaseViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retriev
         case = selectors.case_detail_for_user(user=request.user).get(pk=pk)
         context = {"request": request, "visible_case_ids": visible_case_ids(request)}
         return Response(CaseDetailSerializer(case, context=context).data, status=status_code)
+
+    @extend_schema(request=CaseUpdateSerializer, responses=CaseDetailSerializer)
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        """Change the languages the case's keyframe text is read in (all that changes once a case is opened)."""
+        case = self.get_object()
+        data = valid_input(CaseUpdateSerializer, request)
+        keyframe_text.case_ocr_languages_set(case=case, ocr_languages=data["ocr_languages"], actor=request.user)
+        return self._detail(request, case.pk)
+
+    @extend_schema(request=None, responses={202: KeyframeTextRereadSerializer})
+    @action(detail=True, methods=["post"])
+    def ocr(self, request: Request, pk: str | None = None) -> Response:
+        """Read the text in the keyframes of the case's analysed media again, in the case's languages now."""
+        reread = keyframe_text.case_keyframe_text_reread(case=self.get_object(), actor=request.user)
+        return Response(KeyframeTextRereadSerializer(reread).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=TransitionInputSerializer, responses=CaseDetailSerializer)
     @action(detail=True, methods=["post"])
