@@ -19,6 +19,7 @@ from tests.conftest import make_user, submit, token_client, wait_for_analysis
 from tests.footage import Pan, photo_shot
 from verify import ffmpeg
 from verify.models import AudioFingerprint, MediaMatch
+from verify.safeguards import AnalysisFailure
 from verify.similarity import audio
 
 NOTE_S = 0.4
@@ -179,6 +180,16 @@ def test_audio_a_track_shorter_than_about_five_seconds_gives_no_fingerprint(tmp_
     assert fingerprint(short, tmp_path) is None
     found = fingerprint(longer, tmp_path)
     assert found is not None and len(found.values) >= audio.MIN_OVERLAP
+
+
+def test_audio_pass_out_of_time_fails_the_analysis_with_a_clear_code(tmp_path, settings):
+    track = soundtrack(tmp_path / "track.wav", seed=1, duration_s=8.0)
+    settings.VERIFY_FFMPEG_TIMEOUT_S = 0.001
+
+    with pytest.raises(AnalysisFailure) as failure:
+        fingerprint(track, tmp_path)
+
+    assert failure.value.code == "analysis_timeout" and "audio" in failure.value.message
 
 
 def test_audio_a_file_without_audio_gives_no_fingerprint(tmp_path):

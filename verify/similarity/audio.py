@@ -27,7 +27,7 @@ from django.db.models import Q
 
 from verify import ffmpeg
 from verify.models import AudioFingerprint, MediaItem, MediaMatch
-from verify.safeguards import input_limits, resource_limits
+from verify.safeguards import AnalysisFailure, input_limits, resource_limits
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,8 @@ def audio_print_compute(path: Path, *, workdir: Path) -> AudioPrint | None:
     """Fingerprint the first audio track of the file at path; None when it has no usable sound.
 
     A track ffmpeg cannot decode gives no fingerprint rather than failing the analysis: the
-    pictures are the evidence, and a broken soundtrack claims nothing.
+    pictures are the evidence, and a broken soundtrack claims nothing. Running out of time
+    fails the analysis as the picture pass does.
     """
     output = workdir / "audio.chromaprint"
     argv = ffmpeg.audio_fingerprint_argv(path, ffmpeg=settings.FFMPEG_BINARY, output=output, limits=input_limits())
@@ -115,7 +116,7 @@ def audio_print_compute(path: Path, *, workdir: Path) -> AudioPrint | None:
         )
     except ffmpeg.FFmpegError as exc:
         if exc.timed_out:
-            raise
+            raise AnalysisFailure("analysis_timeout", "Decoding the audio took longer than allowed.") from exc
         logger.warning("no audio fingerprint for %s: ffmpeg exit code %s", path.name, exc.exit_code)
         return None
     max_volume_db = ffmpeg.parse_max_volume_db(result.stderr)
