@@ -9,7 +9,6 @@ before it runs, so a test can point the service at it while it is still down.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import tempfile
 import threading
@@ -22,6 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.ports import free_port
 
 _CONFIG = """
 [ tsa ]
@@ -41,13 +42,6 @@ tsa_name = yes
 ess_cert_id_chain = no
 ess_cert_id_alg = sha256
 """
-
-
-def free_port() -> int:
-    """Return a loopback port nobody listens on (now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _name(common_name: str) -> x509.Name:

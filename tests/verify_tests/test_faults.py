@@ -28,6 +28,7 @@ from django.db import connections
 
 from tests import media
 from tests.conftest import ROOT, WorkerProcess, database_url, make_user, start_worker, stop_worker
+from tests.ports import free_port
 from verify.models import Keyframe, MediaItem
 
 pytestmark = pytest.mark.worker
@@ -36,17 +37,6 @@ pytestmark = pytest.mark.worker
 # seconds as shipped. Only the resending of lost queued messages is shortened.
 RECOVERY_ENV = {"VERIFY_JOB_RESEND_AFTER_S": "4"}
 FINISH_TIMEOUT_S = 120
-
-
-def free_port(start: int = 6390) -> int:
-    for port in range(start, start + 200):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
 
 
 class RedisServer:
@@ -123,7 +113,7 @@ class Stack:
 
 
 def start_web(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port(8600)
+    port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "verify.wsgi:application", "--bind", f"127.0.0.1:{port}",
@@ -189,9 +179,18 @@ def keyframe_pass_pid(sha256: str) -> int | None:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv and argv[0].endswith(b"ffmpeg") and any(sha256.encode() in arg for arg in argv):
+        if argv and argv[0].endswith(b"ffmpeg") and any(sha256.encode() in arg for arg in argv) and _ours(entry):
             return int(entry.name)
     return None
+
+
+def _ours(process: Path) -> bool:
+    """Return True if the process belongs to this test run (parallel runs may decode the same clip)."""
+    try:
+        environment = (process / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"VERIFY_VAR_DIR={os.environ['VERIFY_VAR_DIR']}".encode() in environment
 
 
 def parent_pid(pid: int) -> int:

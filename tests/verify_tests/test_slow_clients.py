@@ -21,20 +21,15 @@ import pytest
 from django.db import connections
 
 from tests.conftest import ROOT, database_url, make_user
+from tests.ports import free_port
 from verify.management.commands.up import web_argv
 from verify.models import MediaItem
 from workflows.models import Case
 
-START_TIMEOUT_S = 20.0
+START_TIMEOUT_S = 60.0  # two gunicorn workers import Django; a loaded machine takes a while
 ANSWER_LIMIT_S = 1.0
 IDLE_CONNECTIONS = 50
 HALF_REQUEST_CONNECTIONS = 10
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, float]:
@@ -55,7 +50,7 @@ def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[i
 @pytest.fixture
 def web_server(transactional_db: None) -> Iterator[int]:
     """Run gunicorn exactly as `manage.py up` does; yield its port."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url(connections["default"].settings_dict)}
     process = subprocess.Popen(
         web_argv(bind=f"127.0.0.1:{port}", workers=2),

@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 
 from tests.conftest import submit, wait_for_analysis
-from tests.tsa import LocalTsa, free_port
+from tests.ports import free_port
+from tests.tsa import LocalTsa
 from verify import jobs
 from verify.models import Timestamp
 from verify.timestamps import TimestampError, timestamp_request_der, timestamp_verify, tsa_ask

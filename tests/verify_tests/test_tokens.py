@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 from django.core.management import call_command
 
 from tests.conftest import ROOT, make_user, token_client
+from tests.ports import free_port
 
 BANNER_TIMEOUT_S = 90
 
@@ -50,12 +50,6 @@ def test_create_api_user_rotate_refuses_an_unknown_user():
         call_command("create_api_user", "nobody", "--rotate", stdout=io.StringIO(), stderr=io.StringIO())
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _run_up_until_ready(var_dir: Path) -> str:
     """Run `manage.py up` on its own var/ until it prints its banner; stop it; return what it printed."""
     env = {
@@ -67,7 +61,7 @@ def _run_up_until_ready(var_dir: Path) -> str:
     log_path = var_dir.parent / f"{var_dir.name}-up.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "up", "--bind", f"127.0.0.1:{_free_port()}", "--web-workers", "1",
+            [sys.executable, "manage.py", "up", "--bind", f"127.0.0.1:{free_port()}", "--web-workers", "1",
              "--concurrency", "1"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
