@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import make_user, submit, token_client, wait_for_analysis
 from tests.footage import Pan, photo_shot
+from tests.workflows_tests.test_admin import open_case
+from tests.workflows_tests.test_admin_seen_before import match_rows, media_rows
 from verify import ffmpeg
 from verify.models import AudioFingerprint, MediaMatch
 from verify.safeguards import AnalysisFailure
@@ -307,3 +309,55 @@ def test_same_audio_an_audio_file_matches_the_video_it_was_taken_from(worker, tm
         (first["id"], ["same_audio"])
     ]
     assert abs(listed[0]["audio_time_offset_s"] + 1.5) < 0.3, listed[0]["audio_time_offset_s"]
+
+
+# --- the stored rows -------------------------------------------------------------------------
+
+
+def test_audio_matches_update_converges_and_takes_back_its_evidence(db, tmp_path):
+    # given: three items; a and b share a soundtrack, and b and c already match by their pictures
+    owner = make_user("ana", "analyst")
+    a, b, c = (media_rows(open_case(owner, title=name), owner, sha=name, times=(0.0,)) for name in "abc")
+    track = soundtrack(tmp_path / "track.wav", seed=3, duration_s=8.0)
+    same = fingerprint(track, tmp_path)
+    copied = fingerprint(copy(track, tmp_path / "copy.m4a", "aac_32k_mono"), tmp_path)
+    assert same is not None and copied is not None
+    match_rows(b, c, [[0.0, 0.0]], transformations=["rotated"])
+
+    def rows() -> set[tuple[int, int, tuple[str, ...], bool]]:
+        return {
+            (m.media_item_id, m.other_id, tuple(m.transformations), m.audio_similarity is not None)
+            for m in MediaMatch.objects.all()
+        }
+
+    # when: a, then b, then c with a copy of the soundtrack; then c again
+    audio.audio_matches_update(media_item=a, audio=same)
+    audio.audio_matches_update(media_item=b, audio=None)
+    found = audio.audio_matches_update(media_item=c, audio=copied)
+    once = rows()
+    audio.audio_matches_update(media_item=c, audio=copied)
+
+    # then: c has a's soundtrack, in a row of its own (b has none yet); a re-run gives the same rows
+    assert [m.other_id for m in found] == [a.pk]
+    assert (
+        once
+        == rows()
+        == {
+            (c.pk, a.pk, ("same_audio",), True),
+            (a.pk, c.pk, ("same_audio",), True),
+            (b.pk, c.pk, ("rotated",), False),
+            (c.pk, b.pk, ("rotated",), False),
+        }
+    )
+    # and when b turns out to carry the soundtrack too, same_audio joins its picture match with c
+    audio.audio_matches_update(media_item=b, audio=same)
+    assert (b.pk, c.pk, ("rotated", "same_audio"), True) in rows()
+    assert (c.pk, b.pk, ("rotated", "same_audio"), True) in rows()
+    # and when c loses its soundtrack (analysed again, silent), its audio evidence goes, pictures stay
+    audio.audio_matches_update(media_item=c, audio=None)
+    assert rows() == {
+        (a.pk, b.pk, ("same_audio",), True),
+        (b.pk, a.pk, ("same_audio",), True),
+        (b.pk, c.pk, ("rotated",), False),
+        (c.pk, b.pk, ("rotated",), False),
+    }
