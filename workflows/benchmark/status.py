@@ -69,7 +69,8 @@ def wrk_load(
     wrk = shutil.which("wrk")
     if wrk is None:
         raise RuntimeError("wrk is not installed")
-    argv = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{duration_s:g}s", "--timeout", "5s",
+    seconds = max(1, round(duration_s))  # wrk refuses a fraction of a second
+    argv = [wrk, "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--timeout", "5s",
             "-s", str(script), url]  # fmt: skip
     completed = subprocess.run(  # noqa: S603 - argv is fixed above
         argv, capture_output=True, text=True, timeout=duration_s + 60, check=True
