@@ -21,9 +21,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from math import ceil
 from typing import Any, overload
 
-from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.search import (
     SearchQuery,
     SearchQueryCombinable,
@@ -32,8 +32,8 @@ from django.contrib.postgres.search import (
     TrigramSimilarity,
 )
 from django.db import connection
-from django.db.models import BigIntegerField, F, FloatField, Func, Max, Q, QuerySet, Value, When
 from django.db.models import Case as CaseWhen
+from django.db.models import F, FloatField, Func, Max, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import Lookup
 from django.utils.html import escape
@@ -49,7 +49,7 @@ _HEX = re.compile(r"^[0-9a-f]{6,64}$")
 MAX_WORDS = 8
 SNIPPET_CHARS = 160
 RANKED_MAX = 1_000
-# The newest cases are searched first, in windows of this many, each next one four times wider.
+# The newest cases are searched first, this many in the first window (``_newest_in_windows``).
 _FIRST_WINDOW = 8_000
 _WINDOW_GROWTH = 4
 
@@ -209,20 +209,23 @@ def case_search_apply(*, cases: QuerySet[Case], q: str) -> QuerySet[Case]:
 
 
 class _AnyOf(Lookup):  # type: ignore[type-arg]
-    """``field = ANY(array)``: one array parameter rather than an IN list of thousands, one statement text."""
+    """``id = ANY(array)``: one array parameter rather than an IN list of a thousand, one statement text.
+
+    The ids go to the driver as they are (ints), not through a field's conversion one by one.
+    """
 
     lookup_name = "any_of"
+    prepare_rhs = False
 
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        rhs, rhs_params = self.process_rhs(compiler, connection)
-        return f"{lhs} = ANY({rhs})", (*lhs_params, *rhs_params)
+        return f"{lhs} = ANY(%s::bigint[])", (*lhs_params, [int(i) for i in self.rhs])
 
 
 def _id_any(field: str, ids: list[int]) -> _AnyOf | Q:
     if connection.vendor != "postgresql":
         return Q(**{f"{field}__in": ids})
-    return _AnyOf(F(field), Value(ids, output_field=ArrayField(BigIntegerField())))
+    return _AnyOf(F(field), ids)
 
 
 class _Lexeme(SearchQueryCombinable, Func):  # type: ignore[misc]
@@ -232,14 +235,24 @@ class _Lexeme(SearchQueryCombinable, Func):  # type: ignore[misc]
     output_field = SearchQueryField()
 
 
-def _windows() -> Iterator[Q]:
-    """Yield ranges of case ids, newest first, each four times wider than the last, down to the oldest case."""
-    size = _FIRST_WINDOW
+def _newest_in_windows(documents: QuerySet[CaseSearchDocument], *, limit: int) -> list[int]:
+    """Return the case ids of the newest ``limit`` documents, searched in windows of ids from the newest down.
+
+    The first window holds ``_FIRST_WINDOW`` cases; each next one is as wide as the matches
+    seen so far say it must be to hold what is missing (a quarter more), or four times wider
+    when none matched yet. So a word in a fifth of the archive reads one window, and a rare
+    word a few, each from the GIN index and the primary key together.
+    """
     high = CaseSearchDocument.objects.aggregate(top=Max("case_id"))["top"] or 0
-    while high > 0:
-        yield Q(case_id__gt=high - size, case_id__lte=high)
-        high -= size
-        size *= _WINDOW_GROWTH
+    size, covered = _FIRST_WINDOW, 0
+    matched: list[int] = []
+    while high > 0 and len(matched) < limit:
+        window = documents.filter(case_id__gt=high - size, case_id__lte=high).order_by("-case_id")
+        matched += window.values_list("case_id", flat=True)[: limit - len(matched)]
+        high, covered = high - size, covered + size
+        missing = limit - len(matched)
+        size = ceil(missing * covered / len(matched) * 1.25) if matched else size * _WINDOW_GROWTH
+    return matched
 
 
 def _postgres_newest_matches(
@@ -248,9 +261,9 @@ def _postgres_newest_matches(
     """Return the ids of the newest ``limit`` cases this user may see that match, newest first.
 
     Ranking every match would cost as much as there are matches (a fifth of the archive for a
-    device make). Someone who sees every case searches windows of the newest cases, each four
-    times wider than the last, until ``limit`` are found: in each, PostgreSQL ANDs the GIN
-    index's matches with the window from the primary key and reads only those rows. An analyst's
+    device make). Someone who sees every case searches windows of the newest cases until
+    ``limit`` are found: in each, PostgreSQL ANDs the GIN index's matches with the window from
+    the primary key and reads only those rows. An analyst's
     words are ANDed with their viewer lexeme (``search_index.VIEWER_LEXEME``), so the index
     answers "matches and is theirs" at once; the rule of ``selectors.case_list_for_user`` then
     decides.
@@ -269,13 +282,8 @@ def _postgres_newest_matches(
         if not sees_all:
             others = others.filter(pk__in=selectors.case_list_for_user(user=user).values("pk"))
         found += others.order_by("-pk").values_list("pk", flat=True)[:limit]
-    matched: list[int] = []
     if sees_all:
-        for window in _windows():
-            newest = documents.filter(window).order_by("-case_id").values_list("case_id", flat=True)
-            matched += newest[: limit - len(matched)]
-            if len(matched) >= limit:
-                break
+        matched = _newest_in_windows(documents, limit=limit)
     else:
         matched = list(documents.order_by("-case_id").values_list("case_id", flat=True)[:limit])
     ids = sorted(set(found) | set(matched), reverse=True)[:limit]
