@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 from django.core.management import call_command
 
+from verify.models import FrameHashes, MediaItem
+from verify.similarity import dense_matching
 from verify.similarity import index as index_module
+from verify.similarity.dense import FRAME_DTYPE, DenseFrames, frames_pack
 from verify.similarity.hashes import HashIndex
 from verify.similarity.index import MultiHashIndex
 
@@ -92,6 +95,54 @@ def test_multihash_index_small_or_wide_searches_are_flat_scans():
     assert wide == _flat_hits(stored, queries, 64)
     assert index.nbytes < 3_000 * 40
     assert MultiHashIndex().search(queries[:2], max_distance=31) == [[], []]
+
+
+def _stored_item(title: str, hashes: np.ndarray) -> MediaItem:
+    """Store an item whose dense frames (2 a second, full quality) have these hashes."""
+    from tests.conftest import make_user
+    from workflows.models import Case
+
+    user = make_user(f"u-{title}")
+    case = Case.objects.create(title=title, claim="c", created_by=user)
+    item = MediaItem.objects.create(case=case, original="x", size_bytes=1, sha256=title * 8, uploaded_by=user)
+    FrameHashes.objects.create(
+        media_item=item, rate_hz=2.0, frame_count=len(hashes), frames=frames_pack(_frames(hashes)), bars=[0, 0, 0, 0]
+    )
+    return item
+
+
+def _frames(hashes: np.ndarray) -> np.ndarray:
+    frames = np.zeros(len(hashes), dtype=FRAME_DTYPE)
+    frames["time_ms"], frames["quality"], frames["pdq"] = np.arange(len(hashes)) * 500, 100, hashes
+    return frames
+
+
+@pytest.mark.django_db
+def test_dense_match_keeps_its_hits_up_to_64_bits_when_the_index_answers_31(monkeypatch):
+    # given: an archive large enough for the index's tables, and a clip of twelve pictures in it
+    monkeypatch.setattr(dense_matching, "_dense_indexes", {})
+    _stored_item("filler", _archive(index_module._TABLES_MIN + 1_000, seed=7))
+    clip = _archive(12, seed=8)
+    archived = _stored_item("archived", clip)
+    # when: a copy comes in whose frames are 40-60 bits from the clip's but one, 10 bits away
+    rng = np.random.default_rng(9)
+    flips = np.r_[10, rng.integers(40, 61, size=11)]
+    copy = _copies(clip, np.arange(12), max_flips=0)
+    bits = np.unpackbits(copy, axis=1)
+    for row, count in enumerate(flips):
+        bits[row, rng.choice(256, size=int(count), replace=False)] ^= 1
+    copy = np.packbits(bits, axis=1)
+    dense = DenseFrames(frames=_frames(copy), rate_hz=2.0, bars=(0, 0, 0, 0), dihedral=copy[:, np.newaxis, :])
+    incoming = _stored_item("copy", copy)
+    found = dense_matching.dense_matches_find(media_item=incoming, dense=dense, is_still=False)
+    # then: the index was built with tables, and the match has all twelve pairs, as a flat scan
+    # at 64 bits would give it
+    assert dense_matching.dense_index()._index._indexed > 0
+    assert [(m.other_id, len(m.frame_pairs)) for m in found] == [(archived.pk, 12)]
+    assert sorted(found[0].distances) == sorted(flips.tolist())
+    # and without the close picture there is no match, as before
+    far = DenseFrames(frames=_frames(copy[1:]), rate_hz=2.0, bars=(0, 0, 0, 0), dihedral=copy[1:, np.newaxis, :])
+    assert dense_matching.dense_matches_find(media_item=incoming, dense=far, is_still=False) == []
 
 
 @pytest.mark.slow
