@@ -1,7 +1,8 @@
 """The analysis pipeline: probe, keyframes, hashes and contact sheet of one media item.
 
-The job around it (claiming, leases, retries, the terminal state) is ``verify.job_states`` and ``verify.leases``; the
-limits that refuse hostile files are ``verify.safeguards``.
+The job around it (claiming, leases, retries, the terminal state) is ``verify.job_states`` and
+``verify.leases``; the limits that refuse hostile files are ``verify.safeguards``; the files it
+derives from the original are stored by ``verify.derivatives``.
 """
 
 from __future__ import annotations
@@ -13,25 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.files import File
-from django.core.files.storage import default_storage
-from django.db import transaction
 from django.utils import timezone
-from PIL import Image
 
-from verify import decoding, exif, ffmpeg, job_states, leases, ocr, photo_analysis, photos
+from verify import decoding, derivatives, exif, ffmpeg, job_states, leases, ocr, photo_analysis, photos
 from verify.fetching import fetch
 from verify.frame_digests import FrameDigester, frame_digest
 from verify.frames import (
     REASON_SCENE,
     CandidateFrame,
-    SheetHeader,
-    contact_sheet_render,
     frames_judge,
     keyframes_choose,
     scene_cuts,
 )
-from verify.models import Keyframe, MediaItem, MediaMetadata
+from verify.models import MediaItem, MediaMetadata
 from verify.originals import original_local_path
 from verify.safeguards import (
     AnalysisFailure,
@@ -137,17 +132,18 @@ def _analyse(item: MediaItem) -> None:
                 max_count=settings.VERIFY_MAX_KEYFRAMES,
                 near_duplicate_bits=settings.VERIFY_NEAR_DUPLICATE_BITS,
             )
-            _keyframes_save(item, chosen, truncated=truncated)
+            derivatives.keyframes_save(item, chosen, truncated=truncated)
             ocr.media_item_ocr(item, {c.frame.timestamp_s: c.frame.path for c in chosen})
             _progress(item, MediaItem.Stage.CONTACT_SHEET)
             kept = [(c.frame.timestamp_s, digests.digest(c.frame.path)) for c in chosen]
             tiles = [(digest.tile(), timestamp_s) for timestamp_s, digest in kept]
             cuts = {index for index, c in enumerate(chosen) if REASON_SCENE in c.reasons}
-            _contact_sheet_save(item, tiles, workdir, cuts=cuts, duration_s=probe.duration_s)
+            derivatives.contact_sheet_save(item, tiles, workdir, cuts=cuts, duration_s=probe.duration_s)
             matching.media_matches_update(
                 media_item=item, frames=[(t, digest.pdq) for t, digest in kept], dense=dense_frames
             )
-        _audio_match(item, path, has_audio=probe.has_audio)
+        # Fast mode skips the passes beyond the key frames: no dense frames, no audio fingerprint.
+        _audio_match(item, path, has_audio=probe.has_audio and item.mode != MediaItem.Mode.FAST)
 
 
 def _audio_match(item: MediaItem, path: Path, *, has_audio: bool) -> None:
@@ -242,10 +238,10 @@ def _photo_analyse(item: MediaItem, path: Path, *, kind: str, tags: dict[str, An
             frame=frame, reasons=("photo",), scene_score=None, phash=digest.phash, width=digest.width,
             height=digest.height,
         )  # fmt: skip
-        _keyframes_save(item, [candidate], truncated=False, decoder=photos.decoder_version())
+        derivatives.keyframes_save(item, [candidate], truncated=False, decoder=photos.decoder_version())
         ocr.media_item_ocr(item, {0.0: derived})
         _progress(item, MediaItem.Stage.CONTACT_SHEET)
-        _contact_sheet_save(item, [(digest.tile(), 0.0)], Path(work))
+        derivatives.contact_sheet_save(item, [(digest.tile(), 0.0)], Path(work))
         matching.media_matches_update(media_item=item, frames=[(0.0, digest.pdq)], dense=dense.still_hash(derived))
 
 
@@ -352,67 +348,6 @@ def _keyframe_progress_reporter(item: MediaItem, duration_s: float | None) -> An
         )
 
     return report
-
-
-def _derived_name(item: MediaItem, filename: str) -> str:
-    return f"derived/{item.pk}/{filename}"
-
-
-def _replace_file(name: str, path: Path) -> str:
-    if default_storage.exists(name):
-        default_storage.delete(name)
-    with path.open("rb") as handle:
-        return default_storage.save(name, File(handle))
-
-
-def _keyframes_save(
-    item: MediaItem, chosen: list[CandidateFrame], *, truncated: bool, decoder: str | None = None
-) -> None:
-    decoder = decoder or ffmpeg_version()
-    for old in item.keyframes.all():
-        default_storage.delete(old.image.name)
-    rows = []
-    for candidate in chosen:
-        millis = round(candidate.frame.timestamp_s * 1000)
-        name = _replace_file(_derived_name(item, f"keyframe-{millis:09d}.jpg"), candidate.frame.path)
-        rows.append(
-            Keyframe(
-                media_item=item,
-                timestamp_s=candidate.frame.timestamp_s,
-                reasons=list(candidate.reasons),
-                scene_score=candidate.scene_score,
-                image=name,
-                width=candidate.width,
-                height=candidate.height,
-                phash=str(candidate.phash),
-                source_sha256=item.sha256 or "",
-                ffmpeg_version=decoder,
-            )
-        )
-    with transaction.atomic():
-        item.keyframes.all().delete()
-        Keyframe.objects.bulk_create(rows)
-        MediaItem.objects.filter(pk=item.pk).update(
-            keyframes_truncated=truncated, ffmpeg_version=decoder, updated_at=timezone.now()
-        )
-
-
-def _contact_sheet_save(
-    item: MediaItem, tiles: list[tuple[Image.Image, float]], workdir: Path, *, cuts: set[int] | None = None,
-    duration_s: float | None = None,
-) -> None:  # fmt: skip
-    sheet_path = workdir / "contact-sheet.jpg"
-    header = SheetHeader(item.original_filename, item.sha256 or "", item.case_id, duration_s)
-    contact_sheet_render(tiles, sheet_path, header=header, cuts=cuts or set())
-    name = _replace_file(_derived_name(item, "contact-sheet.jpg"), sheet_path)
-    MediaItem.objects.filter(pk=item.pk).update(contact_sheet=name, updated_at=timezone.now())
-
-
-@functools.cache
-def ffmpeg_version() -> str:
-    """Return the version of the configured ffmpeg binary, as recorded on derived files."""
-    result = ffmpeg.run(ffmpeg.version_argv(ffmpeg=settings.FFMPEG_BINARY), timeout_s=30, limits=resource_limits())
-    return ffmpeg.parse_version(result.stdout)
 
 
 def _progress(item: MediaItem, stage: str) -> None:

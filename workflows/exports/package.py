@@ -47,7 +47,7 @@ def _stored_hash_and_size(name: str) -> tuple[str, int]:
 
 
 def _tool_versions() -> dict[str, str]:
-    from verify.analysis import ffmpeg_version
+    from verify.derivatives import ffmpeg_version
     from verify.exif_reader import exiftool_version
 
     versions = {"service": f"verify {verify.__version__}"}

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 
 from verify import ffmpeg
-from verify.analysis import ffmpeg_version
+from verify.derivatives import ffmpeg_version
 from workflows.benchmark import analysis, ocr, package, photo, sandbox, search, status, web
 from workflows.benchmark.clip import SMOKE_CLIP, ClipSpec, reference_clip_cached
 from workflows.benchmark.report import Report, report_render
