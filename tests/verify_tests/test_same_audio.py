@@ -214,8 +214,8 @@ def with_soundtrack(pictures: Path, sound: Path | None, path: Path, *audio_optio
     return path
 
 
-def analysed(api: Any, path: Path) -> dict[str, Any]:
-    response = submit(api, path)
+def analysed(api: Any, path: Path, **fields: Any) -> dict[str, Any]:
+    response = submit(api, path, **fields)
     assert response.status_code == 202, response.content
     detail = wait_for_analysis(api, response.json()["id"]).detail
     assert detail["state"] == "succeeded", detail["error"]
@@ -361,3 +361,17 @@ def test_audio_matches_update_converges_and_takes_back_its_evidence(db, tmp_path
         (b.pk, c.pk, ("rotated",), False),
         (c.pk, b.pk, ("rotated",), False),
     }
+
+
+@pytest.mark.worker
+def test_same_audio_fast_mode_takes_no_fingerprint(worker, tmp_path):
+    track = soundtrack(tmp_path / "track.wav", seed=5, duration_s=6.0)
+    video = with_soundtrack(photo_shot(tmp_path / "pictures.mp4", photo="chelsea.png", duration_s=6.0), track,
+                            tmp_path / "video.mp4")  # fmt: skip
+    api = token_client(make_user("ana", "analyst"))
+
+    fast = analysed(api, video, mode="fast")
+    full = analysed(api, video)
+
+    assert not AudioFingerprint.objects.filter(media_item_id=fast["id"]).exists()
+    assert AudioFingerprint.objects.filter(media_item_id=full["id"]).exists()
