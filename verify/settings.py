@@ -222,6 +222,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # 3-6 s of compiling each (benchmark --mode search). Off for this connection only.
         options = DATABASES["default"].setdefault("OPTIONS", {})
         options["options"] = f"{options.get('options', '')} -c jit=off".strip()
+    if env.bool("DATABASE_POOL", default=False):
+        # Django's own pool (psycopg-pool) in place of one persistent connection per process, for
+        # threaded or ASGI servers. Sync gunicorn workers and prefork Celery children hold one
+        # connection at a time; docs/benchmark.md ("Status polling") compares the two for them.
+        DATABASES["default"].update({"ENGINE": "django.db.backends.postgresql", "CONN_MAX_AGE": 0})
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1,
+            "max_size": env_positive_int("DATABASE_POOL_MAX_SIZE", 4),
+        }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.test import Client
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, database_url
 
 HOW_TO = 'python3 -c "import secrets; print(secrets.token_urlsafe(50))"'
 PRODUCTION_ENV = {
@@ -167,3 +168,24 @@ def test_api_docs_need_no_inline_script(api):
 
     # then
     assert None not in _script_sources(response.content.decode())
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="Django's pool is PostgreSQL's"
+)
+def test_database_pool_setting_serves_queries_from_django_pool(db):
+    # given the pool turned on for a process on the test database
+    test_database = database_url(connections["default"].settings_dict)
+    env = {"DATABASE_URL": test_database, "DATABASE_POOL": "true", "DATABASE_POOL_MAX_SIZE": "2"}
+
+    # when a query runs
+    probe = (
+        "from django.db import connection\n"
+        "with connection.cursor() as cursor: cursor.execute('SELECT 41 + 1'); print(cursor.fetchone()[0])\n"
+        "print(type(connection.pool).__name__, connection.pool.max_size, connection.settings_dict['CONN_MAX_AGE'])"
+    )
+    result = manage("shell", "--no-imports", "-c", probe, env=env)
+
+    # then it is answered over a connection of Django's pool, not a persistent one
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["42", "ConnectionPool", "2", "0"]
