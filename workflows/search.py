@@ -47,11 +47,11 @@ from workflows.search_index import VIEWER_LEXEME
 _WORD = re.compile(r"\w+", re.UNICODE)
 _HEX = re.compile(r"^[0-9a-f]{6,64}$")
 MAX_WORDS = 8
+_DOCUMENT_TEXT = ("search_document__head", "search_document__body")
 SNIPPET_CHARS = 160
 RANKED_MAX = 1_000
 # The newest cases are searched first, this many in the first window (``_newest_in_windows``).
 _FIRST_WINDOW = 8_000
-_WINDOW_GROWTH = 4
 
 
 @dataclass(frozen=True)
@@ -238,10 +238,10 @@ class _Lexeme(SearchQueryCombinable, Func):  # type: ignore[misc]
 def _newest_in_windows(documents: QuerySet[CaseSearchDocument], *, limit: int) -> list[int]:
     """Return the case ids of the newest ``limit`` documents, searched in windows of ids from the newest down.
 
-    The first window holds ``_FIRST_WINDOW`` cases; each next one is as wide as the matches
-    seen so far say it must be to hold what is missing (a quarter more), or four times wider
-    when none matched yet. So a word in a fifth of the archive reads one window, and a rare
-    word a few, each from the GIN index and the primary key together.
+    The first window holds ``_FIRST_WINDOW`` cases; the next one is as wide as the matches
+    seen so far say it must be to hold what is missing (a quarter more), or the rest of the
+    archive when none matched. So a word in a fifth of the archive reads one window and a rare
+    one two, each from the GIN index and the primary key together.
     """
     high = CaseSearchDocument.objects.aggregate(top=Max("case_id"))["top"] or 0
     size, covered = _FIRST_WINDOW, 0
@@ -251,7 +251,7 @@ def _newest_in_windows(documents: QuerySet[CaseSearchDocument], *, limit: int) -
         matched += window.values_list("case_id", flat=True)[: limit - len(matched)]
         high, covered = high - size, covered + size
         missing = limit - len(matched)
-        size = ceil(missing * covered / len(matched) * 1.25) if matched else size * _WINDOW_GROWTH
+        size = ceil(missing * covered / len(matched) * 1.25) if matched else high
     return matched
 
 
@@ -316,7 +316,10 @@ def case_search_for_user(*, user: Any, q: str, filters: SearchFilters | None = N
         listed = case_search_apply(cases=cases.prefetch_related(None), q="")
         return SearchHits(listed, count=listed.count(), capped=False)
     ids = _newest_matches(user=user, words=words, q=q, filters=filters, limit=RANKED_MAX + 1)
-    ranked = _ranked(Case.objects.filter(_id_any("pk", ids[:RANKED_MAX])).select_related("search_document"), words, q)
+    # The page needs the names and the document's text for its snippets, not the vectors.
+    page_fields = ("title", "status", "verdict", "claimed_date", "created_at", *_DOCUMENT_TEXT)
+    candidates = Case.objects.filter(_id_any("pk", ids[:RANKED_MAX])).select_related("search_document")
+    ranked = _ranked(candidates.only(*page_fields), words, q)
     return SearchHits(ranked, count=min(len(ids), RANKED_MAX), capped=len(ids) > RANKED_MAX)
 
 

@@ -82,6 +82,12 @@ def test_search_ranks_a_title_match_above_a_claim_match_and_marks_the_snippet(pe
 
     assert _titles(body) == ["Checkpoint at the river", "Market at dawn"]
     assert body["results"][0]["rank"] > body["results"][1]["rank"]
+    first = Case.objects.get(title="Checkpoint at the river")
+    assert body["results"][0] | {"rank": 0, "snippet": ""} == {
+        "id": first.pk, "url": f"http://testserver/api/v1/cases/{first.pk}/", "title": first.title, "status": "new",
+        "verdict": "", "claimed_date": None, "created_at": body["results"][0]["created_at"], "rank": 0, "snippet": "",
+    }  # fmt: skip
+    assert token_client(people["analyst"]).get(body["results"][0]["url"]).json()["title"] == first.title
     assert "<mark>checkpoint</mark>" in body["results"][1]["snippet"].lower()
 
 

@@ -47,6 +47,24 @@ class SearchResultSerializer(serializers.ModelSerializer[Case]):
     def get_snippet(self, case: Case) -> str:
         return str(search.search_snippet(case, self.context.get("q", "")))
 
+    def to_representation(self, case: Case) -> dict[str, Any]:
+        # Every search serializes a page of up to 500 rows: the same fields, without DRF's walk
+        # over them and a URL resolution per row (the router's detail URL is the list's plus the id).
+        if "cases_url" not in self.context:
+            self.context["cases_url"] = reverse("case-list", request=self.context.get("request"))
+        fields = self.fields
+        return {
+            "id": case.pk,
+            "url": f"{self.context['cases_url']}{case.pk}/",
+            "title": case.title,
+            "status": case.status,
+            "verdict": case.verdict,
+            "claimed_date": fields["claimed_date"].to_representation(case.claimed_date) if case.claimed_date else None,
+            "created_at": fields["created_at"].to_representation(case.created_at),
+            "rank": float(case.search_rank),  # type: ignore[attr-defined]
+            "snippet": self.get_snippet(case),
+        }
+
 
 class SearchPageSerializer(serializers.Serializer[Any]):
     """One page of results; ``capped`` makes ``count`` a lower bound."""
