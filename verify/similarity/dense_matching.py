@@ -27,7 +27,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,17 +133,18 @@ def _video_match(
     tolerance_s = 0.6 / query.rate_hz
     times = query.frames["time_ms"] / 1000
     other_times = other["time_ms"] / 1000
-    offsets = np.array([times[q] - other_times[o] for q, o, _ in hits])
-    distances = np.array([d for _, _, d in hits])
+    hit_array = np.asarray(hits, dtype=np.int64).reshape(-1, 3)
+    offsets = times[hit_array[:, 0]] - other_times[hit_array[:, 1]]
     # A slow pan is within the wide radius of itself a second earlier or later, so several
     # offsets get a vote from every frame: of those, the true one is where the frames are closest.
     best_score, best_offset = (0, 0), 0.0
+    closest = np.empty(len(times), dtype=np.int64)
     for offset in np.unique(offsets):
-        closest: dict[int, int] = {}
-        for i in np.flatnonzero(np.abs(offsets - offset) <= tolerance_s):
-            q = hits[int(i)][0]
-            closest[q] = min(closest.get(q, PDQ_BITS), int(distances[i]))
-        score = (len(closest), -sum(closest.values()))
+        near = np.abs(offsets - offset) <= tolerance_s
+        closest.fill(PDQ_BITS + 1)
+        np.minimum.at(closest, hit_array[near, 0], hit_array[near, 2])
+        voters = closest[closest <= PDQ_BITS]
+        score = (len(voters), -int(voters.sum()))
         if score > best_score:
             best_score, best_offset = score, float(offset)
     matched: dict[int, tuple[int, int]] = {}
@@ -180,12 +181,18 @@ def _frame_hits(queries: np.ndarray, usable: np.ndarray, other: np.ndarray) -> l
 
 
 def dense_matches_find(
-    *, media_item: MediaItem, dense: DenseFrames, is_still: bool, field: str = "frames", shows: tuple[str, ...] = ()
+    *,
+    media_item: MediaItem,
+    dense: DenseFrames,
+    is_still: bool,
+    field: str = "frames",
+    shows: tuple[str, ...] = (),
+    known: Collection[int] = (),
 ) -> list[FootageMatch]:
     """Return the archived items whose footage (or photo) this item's dense frames show.
 
-    ``field`` is the stored FrameHashes field looked up (whole frames or a crop), and ``shows``
-    the transformations such a match shows.
+    ``field`` is the stored FrameHashes field looked up (whole frames or a part), ``shows`` the
+    transformations such a match shows, and ``known`` the items already matched, not looked at.
     """
     usable = np.flatnonzero(dense.frames["quality"] >= settings.VERIFY_PDQ_MIN_QUALITY)
     if not len(usable):
@@ -197,10 +204,9 @@ def dense_matches_find(
     results = dense_index(field).search(queries, max_distance=seed_radius)
     turns = dense.dihedral.shape[1]
     groups = {(hit_id >> _FRAME_BITS, row % turns) for row, result in enumerate(results) for hit_id, _ in result}
-    others = {
-        row.media_item_id: row
-        for row in FrameHashes.objects.filter(media_item_id__in={k[0] for k in groups}).exclude(media_item=media_item)
-    }
+    groups = {(other_id, variant) for other_id, variant in groups if other_id not in known}
+    rows = FrameHashes.objects.filter(media_item_id__in={k[0] for k in groups}).exclude(media_item=media_item)
+    others = {row.media_item_id: row for row in rows.only("media_item_id", "bars", "is_still", field)}
     best: dict[int, FootageMatch] = {}
     for other_id, variant in sorted(groups):
         stored = others.get(other_id)
@@ -246,7 +252,7 @@ def dense_matches_find(
 
 
 def footage_matches_find(*, media_item: MediaItem, dense: DenseFrames, is_still: bool) -> list[FootageMatch]:
-    """Return the archived items this item's footage shows: on whole frames, else on their centre crops."""
+    """Return the archived items this item's footage shows: on whole frames, else on their parts."""
     matches = {m.other_id: m for m in dense_matches_find(media_item=media_item, dense=dense, is_still=is_still)}
     lookups: list[tuple[DenseFrames, str, str]] = []
     for name in ("inner", "left", "right"):  # an overlay on either side
@@ -257,7 +263,7 @@ def footage_matches_find(*, media_item: MediaItem, dense: DenseFrames, is_still:
         lookups.append((dense.crops["cropped"], "frames", "cropped"))  # the archived item is
     for query, field, transformation in lookups:
         found = dense_matches_find(
-            media_item=media_item, dense=query, is_still=is_still, field=field, shows=(transformation,)
+            media_item=media_item, dense=query, is_still=is_still, field=field, shows=(transformation,), known=matches
         )
         for match in found:
             matches.setdefault(match.other_id, match)
