@@ -332,6 +332,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # kombu looks at the queue folder this often when it is empty (its default is 1 s, which a
+        # job waits for half of on average); docs/benchmark.md ("End to end") measures the idle cost.
+        "polling_interval": env_positive_float("VERIFY_BROKER_POLL_INTERVAL_S", 0.1),
     }
 else:
     # An unacknowledged message comes back only after the visibility timeout, so it must

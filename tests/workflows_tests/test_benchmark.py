@@ -63,3 +63,44 @@ def test_benchmark_smoke_prints_the_table_and_exits_zero():
     assert control and int(control[1]) > 0 and float(control[2]) > 0, output
     assert "MISSED" not in output
     assert re.search(r"All \d+ enforced checks met\.", output)
+
+
+E2E_SMOKE_TIMEOUT_S = 420
+
+
+def test_benchmark_e2e_smoke_times_upload_to_succeeded_on_each_broker():
+    """The e2e mode runs gunicorn and a Celery worker as ``up`` does, on the embedded broker and on Redis."""
+    # given
+    from workflows.benchmark.e2e import DEFAULT_REDIS_URL, redis_answers
+
+    redis_down = redis_answers(DEFAULT_REDIS_URL)
+
+    # when
+    completed = subprocess.run(
+        [sys.executable, "manage.py", "benchmark", "--smoke", "--mode", "e2e"],
+        cwd=ROOT,
+        env={**os.environ, "VERIFY_NO_BOOTSTRAP": "1"},
+        capture_output=True,
+        text=True,
+        timeout=E2E_SMOKE_TIMEOUT_S,
+    )
+
+    # then
+    output = completed.stdout
+    assert completed.returncode == 0, f"{output}\n{completed.stderr[-4000:]}"
+    rows = {"embedded broker, polling every 0.1 s"} | (set() if redis_down else {"Redis"})
+    for row in rows:
+        total = re.search(rf"^\| upload → poll reads succeeded \({row}\) \| ([\d.]+) (m?s) \|", output, re.M)
+        decode = re.search(rf"^\| `ffmpeg -i clip -f null -` next to it \({row}\) \| ([\d.]+) (m?s) \|", output, re.M)
+        assert total and decode, output
+        assert f"| 1. end to end ÷ full decode, {row} (median of the rounds' ratios) |" in output
+        breakdown = re.search(
+            rf"where the time goes, {row} \(medians\): upload ([\d.]+) s; queue until a worker claims the job "
+            r"([\d.]+) s; analysis ([\d.]+) s .*poll lag after the result is committed ([\d.]+) s",
+            output,
+        )
+        assert breakdown and float(breakdown[3]) > 0, output
+        assert f"idle worker ({row}):" in output
+    if redis_down:
+        assert "Redis row skipped:" in output
+    assert "MISSED" not in output

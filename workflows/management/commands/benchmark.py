@@ -14,12 +14,12 @@ from django.db import connection
 
 from verify import ffmpeg
 from verify.derivatives import ffmpeg_version
-from workflows.benchmark import analysis, ocr, package, photo, sandbox, search, status, web
+from workflows.benchmark import analysis, e2e, ocr, package, photo, sandbox, search, status, web
 from workflows.benchmark.clip import SMOKE_CLIP, ClipSpec, reference_clip_cached
 from workflows.benchmark.report import Report, report_render
 
 # "all" runs these; the analysis mode also times OCR on and off, which "ocr" runs alone.
-MODES = ("analysis", "upload", "status", "photo", "package", "search")
+MODES = ("analysis", "upload", "status", "photo", "package", "search", "e2e")
 SIZES = ("1280x720", "1920x1080")
 DEFAULT_POSTGRES_URL = "postgres://root@127.0.0.1:5432/postgres"
 UPLOAD_BYTES = 2 * 1000**3
@@ -54,6 +54,15 @@ class Command(BaseCommand):
         parser.add_argument("--connections", type=int, default=8, help="Concurrent connections of the load.")
         parser.add_argument("--duration", type=float, default=10.0, help="Seconds of status load per round.")
         parser.add_argument("--max-requests", type=int, default=20000, help="Upper bound of status requests per round.")
+        parser.add_argument(
+            "--redis-url", default=e2e.DEFAULT_REDIS_URL, help="Redis for the e2e mode's second row (skipped if down)."
+        )
+        parser.add_argument(
+            "--compare-poll-interval",
+            type=float,
+            default=None,
+            help="e2e: also measure the embedded broker polling this often (seconds), interleaved.",
+        )
         parser.add_argument("--sandboxed", type=Path, default=None, help="(internal) measure here, write JSON.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -81,7 +90,9 @@ class Command(BaseCommand):
                 "--mode", mode, "--size", options["size"], "--rounds", str(rounds), "--cache-dir", str(cache_dir),
                 "--web-workers", str(options["web_workers"]), "--connections", str(options["connections"]),
                 "--duration", str(options["duration"]), "--max-requests", str(options["max_requests"]),
-                *(["--smoke"] if smoke else []),
+                "--redis-url", options["redis_url"], *(["--smoke"] if smoke else []),
+                *(["--compare-poll-interval", str(options["compare_poll_interval"])]
+                  if options["compare_poll_interval"] is not None else []),
             ]  # fmt: skip
             try:
                 if mode in ("status", "search") and not smoke:
@@ -133,6 +144,11 @@ class Command(BaseCommand):
         elif mode == "upload":
             size_bytes = SMOKE_UPLOAD_BYTES if smoke else UPLOAD_BYTES
             report = web.upload_benchmark(head_clip=small, size_bytes=size_bytes, workdir=workdir)
+        elif mode == "e2e":
+            report = e2e.e2e_benchmark(
+                clip, warm_up_clip=small, workdir=workdir, rounds=options["rounds"], redis_url=options["redis_url"],
+                compare_poll_interval_s=options["compare_poll_interval"], enforce_timing=not smoke,
+            )  # fmt: skip
         elif mode == "package":
             size_bytes = SMOKE_UPLOAD_BYTES if smoke else UPLOAD_BYTES
             report = package.package_benchmark(head_clip=small, size_bytes=size_bytes, workdir=workdir)
