@@ -17,7 +17,6 @@ from django.conf import settings
 from django.utils import timezone
 
 from verify import decoding, derivatives, exif, ffmpeg, job_states, leases, ocr, photo_analysis, photos
-from verify.fetching import fetch
 from verify.frame_digests import FrameDigester, frame_digest
 from verify.frames import (
     REASON_SCENE,
@@ -100,6 +99,9 @@ def _analyse_and_record(item: MediaItem) -> None:
 
 def _analyse(item: MediaItem) -> None:
     if item.sha256 is None:
+        # Imported here: yt-dlp adds about 40 MB to every pool process, and only links need it.
+        from verify.fetching import fetch
+
         fetch.media_item_fetch(item)
         item.refresh_from_db()
         _progress(item, MediaItem.Stage.PROBE)
