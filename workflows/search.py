@@ -196,8 +196,8 @@ def _ranked(cases: QuerySet[Case], words: list[str], q: str) -> QuerySet[Case]:
 def case_search_apply(*, cases: QuerySet[Case], q: str) -> QuerySet[Case]:
     """Return the cases among ``cases`` that match q, annotated with ``search_rank``, best first.
 
-    Every match is ranked (no cap): the desk's case list pages and counts this queryset itself.
-    ``cases`` must already be limited to what the user may see.
+    Every case in ``cases`` that matches is ranked: callers narrow it first (the desk to
+    ``case_search_candidates``). ``cases`` must already be limited to what the user may see.
     """
     words = query_words(q)
     cases = cases.select_related("search_document")
@@ -301,6 +301,17 @@ def _newest_matches(*, user: Any, words: list[str], q: str, filters: SearchFilte
     cases = _filtered(selectors.case_list_for_user(user=user), user=user, filters=filters)
     matches = cases.filter(_fallback_matches_and_rank(words, q)[0])
     return list(matches.order_by("-pk").values_list("pk", flat=True)[:limit])
+
+
+def case_search_candidates(*, user: Any, q: str) -> list[int] | None:
+    """Return the ids of the newest ``RANKED_MAX`` cases this user may see that match q; None for no words.
+
+    The desk's case list ranks these, as the API does, instead of every match in the archive.
+    """
+    words = query_words(q)
+    if not words:
+        return None
+    return _newest_matches(user=user, words=words, q=q, filters=SearchFilters(), limit=RANKED_MAX)
 
 
 def case_search_for_user(*, user: Any, q: str, filters: SearchFilters | None = None) -> SearchHits:

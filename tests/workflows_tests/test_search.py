@@ -223,6 +223,26 @@ def test_desk_search_box_ranks_and_hides_other_analysts_cases(people: dict[str, 
     assert "<mark>Вибух</mark>" in html
 
 
+@pytest.mark.django_db(transaction=True)
+def test_desk_search_box_ranks_only_the_newest_matches_like_the_api(
+    people: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: three of the reviewer's visible cases mention the convoy, and the ranking cap is two
+    monkeypatch.setattr(search, "RANKED_MAX", 2)
+    for title in ("Convoy at the bridge", "Convoy in the market", "Convoy near the school"):
+        _case(people["analyst"], title)
+    client = Client()
+    client.force_login(people["reviewer"])
+
+    # when
+    html = client.get("/admin/workflows/case/", {"q": "convoy"}).content.decode()
+
+    # then: the desk lists the same two cases the API ranks, the oldest left out
+    assert set(_titles(_search(people["reviewer"], q="convoy"))) == {"Convoy near the school", "Convoy in the market"}
+    assert "Convoy near the school" in html and "Convoy in the market" in html
+    assert "Convoy at the bridge" not in html
+
+
 def test_rebuild_search_index_makes_bulk_imported_cases_findable(people: dict[str, Any]) -> None:
     # given: cases written in bulk, without the signals that keep their documents
     Case.objects.bulk_create([Case(title="Imported bridge", claim="Old.", created_by=people["analyst"])])

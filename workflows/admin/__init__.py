@@ -99,7 +99,11 @@ class CaseAdmin(RoleScopedAdminMixin, admin.ModelAdmin):  # type: ignore[type-ar
         terms = self._search_terms(request)
         if not terms:
             return cases
-        # The search box runs the archive search here, so every part of the list sees its rank.
+        # The search box runs the archive search here, so every part of the list sees its rank;
+        # like the API, it ranks the newest RANKED_MAX matches, not every match in the archive.
+        candidates = search.case_search_candidates(user=request.user, q=terms)
+        if candidates is not None:
+            cases = cases.filter(pk__in=candidates)
         return search.case_search_apply(cases=cases, q=terms).annotate(search_terms=Value(terms))
 
     @staticmethod
