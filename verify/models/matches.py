@@ -37,7 +37,10 @@ class MediaMatch(models.Model):
     exact = models.BooleanField(default=False, help_text="Both items have the same SHA-256.")
     transformations = models.JSONField(
         default=list,
-        help_text="How the other item differs: scaled, bars_removed, rotated, mirrored, still_from_video, same_audio.",
+        help_text=(
+            "How the other item differs: scaled, bars_removed, rotated, mirrored, logo, cropped, "
+            "still_from_video, same_audio."
+        ),
     )
     audio_similarity = models.FloatField(
         null=True, blank=True, help_text="1 - 2 x the audio fingerprints' bit error rate; null if not matched."
