@@ -80,6 +80,7 @@ class E2ERound:
     analysis_s: float
     poll_lag_s: float
     polls: int
+    cpu_s: float
     stages_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -171,6 +172,7 @@ def _status(port: int, token: str, item_id: int) -> dict[str, str]:
 
 def e2e_round(service: Service, *, token: str, clip: Path) -> E2ERound:
     """Upload the clip over HTTP and poll its status every POLL_INTERVAL_S until it finishes."""
+    cpu_before = service_cpu_s(service)
     started_epoch, started = time.time(), time.perf_counter()
     result = upload_stream(service.port, token, clip, size_bytes=clip.stat().st_size)
     upload_s = time.perf_counter() - started
@@ -190,6 +192,7 @@ def e2e_round(service: Service, *, token: str, clip: Path) -> E2ERound:
             raise RuntimeError(f"media {item_id} did not finish within {_ROUND_TIMEOUT_S:g} s: {status}")
         time.sleep(POLL_INTERVAL_S)
     total_s = time.perf_counter() - started
+    cpu_s = service_cpu_s(service) - cpu_before
     item = MediaItem.objects.get(pk=item_id)
     if item.state != MediaItem.State.SUCCEEDED or item.started_at is None or item.finished_at is None:
         raise RuntimeError(f"media {item_id} ended {item.state}: {item.error_code} {item.error_message}")
@@ -206,16 +209,24 @@ def e2e_round(service: Service, *, token: str, clip: Path) -> E2ERound:
         analysis_s=finished_s - claimed_s,
         poll_lag_s=max(total_s - finished_s, 0.0),
         polls=polls,
+        cpu_s=cpu_s,
         stages_s=stages_s,
     )
 
 
-def _cpu_ticks(pid: int) -> int:
+def _cpu_ticks(pid: int, *, waited_children: bool = False) -> int:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0
-    return int(fields[11]) + int(fields[12])  # utime + stime
+    # utime + stime, and cutime + cstime: the ffprobe/ffmpeg runs the process has waited for.
+    return sum(int(value) for value in fields[11 : 15 if waited_children else 13])
+
+
+def service_cpu_s(service: Service) -> float:
+    """Return the CPU seconds the service's processes and the ffmpeg runs they waited for have used."""
+    pids = [service.web.pid, *child_pids(service.web.pid), service.worker.pid, *child_pids(service.worker.pid)]
+    return sum(_cpu_ticks(pid, waited_children=True) for pid in pids) / os.sysconf("SC_CLK_TCK")
 
 
 def idle_cpu_percent(process: subprocess.Popen[bytes], *, window_s: float) -> float:
@@ -270,7 +281,7 @@ def e2e_benchmark(
     _, token = sandbox_user("benchmark-e2e")
     chosen, skipped = setups(workdir=workdir, redis_url=redis_url, compare_poll_interval_s=compare_poll_interval_s)
     results: dict[str, list[E2ERound]] = {setup.name: [] for setup in chosen}
-    decodes: dict[str, list[float]] = {setup.name: [] for setup in chosen}
+    decodes: dict[str, list[tuple[float, float]]] = {setup.name: [] for setup in chosen}
     idle: dict[str, float] = {}
     try:
         with ExitStack() as stack:
@@ -292,7 +303,7 @@ def e2e_benchmark(
                     name = service.setup.name
                     steps = [
                         lambda s=service: results[s.setup.name].append(e2e_round(s, token=token, clip=clip)),
-                        lambda n=name: decodes[n].append(full_decode_round(clip)[0]),
+                        lambda n=name: decodes[n].append(full_decode_round(clip)),
                     ]
                     for step in steps if round_index % 2 == 0 else steps[::-1]:
                         step()
@@ -305,8 +316,8 @@ def e2e_benchmark(
 
 
 def _report(
-    clip: Path, *, results: dict[str, list[E2ERound]], decodes: dict[str, list[float]], idle: dict[str, float],
-    skipped: list[str], rounds: int, enforce_timing: bool,
+    clip: Path, *, results: dict[str, list[E2ERound]], decodes: dict[str, list[tuple[float, float]]],
+    idle: dict[str, float], skipped: list[str], rounds: int, enforce_timing: bool,
 ) -> Report:  # fmt: skip
     report = Report()
     report.context.append(
@@ -318,12 +329,26 @@ def _report(
     )
     for name, runs in results.items():
         decode = decodes[name]
-        report.timings.append(Timing(f"upload → poll reads succeeded ({name})", [r.total_s for r in runs]))
-        report.timings.append(Timing(f"`ffmpeg -i clip -f null -` next to it ({name})", decode))
-        ratio = statistics.median(r.total_s / d for r, d in zip(runs, decode, strict=True))
+        report.timings.append(
+            Timing(
+                f"upload → poll reads succeeded ({name})",
+                [r.total_s for r in runs],
+                cpu_seconds=[r.cpu_s for r in runs],
+            )
+        )
+        report.timings.append(
+            Timing(f"`ffmpeg -i clip -f null -` next to it ({name})", [w for w, _ in decode],
+                   cpu_seconds=[c for _, c in decode])
+        )  # fmt: skip
+        ratio = statistics.median(r.total_s / d for r, (d, _) in zip(runs, decode, strict=True))
+        cpu_ratio = statistics.median(r.cpu_s / c for r, (_, c) in zip(runs, decode, strict=True))
         report.checks.append(
             Check("1", f"end to end ÷ full decode, {name} (median of the rounds' ratios)", f"{ratio:.2f}×",
                   f"≤ {E2E_RATIO_LIMIT}×", ratio <= E2E_RATIO_LIMIT if enforce_timing else None)
+        )  # fmt: skip
+        report.checks.append(
+            Check("1", f"the same in CPU time, {name} (web and worker processes and their ffmpeg ÷ the decode)",
+                  f"{cpu_ratio:.2f}×", f"≤ {E2E_RATIO_LIMIT}×", None)
         )  # fmt: skip
         report.notes.append(f"where the time goes, {name} (medians): {_breakdown(runs)}")
         report.notes.append(f"idle worker ({name}): {idle[name]:.1f} % of one core, main process and pool children")
