@@ -81,6 +81,7 @@ class E2ERound:
     poll_lag_s: float
     polls: int
     cpu_s: float
+    web_cpu_s: float
     stages_s: dict[str, float] = field(default_factory=dict)
 
 
@@ -172,7 +173,7 @@ def _status(port: int, token: str, item_id: int) -> dict[str, str]:
 
 def e2e_round(service: Service, *, token: str, clip: Path) -> E2ERound:
     """Upload the clip over HTTP and poll its status every POLL_INTERVAL_S until it finishes."""
-    cpu_before = service_cpu_s(service)
+    web_before, worker_before = service_cpu_s(service)
     started_epoch, started = time.time(), time.perf_counter()
     result = upload_stream(service.port, token, clip, size_bytes=clip.stat().st_size)
     upload_s = time.perf_counter() - started
@@ -192,7 +193,7 @@ def e2e_round(service: Service, *, token: str, clip: Path) -> E2ERound:
             raise RuntimeError(f"media {item_id} did not finish within {_ROUND_TIMEOUT_S:g} s: {status}")
         time.sleep(POLL_INTERVAL_S)
     total_s = time.perf_counter() - started
-    cpu_s = service_cpu_s(service) - cpu_before
+    web_after, worker_after = service_cpu_s(service)
     item = MediaItem.objects.get(pk=item_id)
     if item.state != MediaItem.State.SUCCEEDED or item.started_at is None or item.finished_at is None:
         raise RuntimeError(f"media {item_id} ended {item.state}: {item.error_code} {item.error_message}")
@@ -209,7 +210,8 @@ def e2e_round(service: Service, *, token: str, clip: Path) -> E2ERound:
         analysis_s=finished_s - claimed_s,
         poll_lag_s=max(total_s - finished_s, 0.0),
         polls=polls,
-        cpu_s=cpu_s,
+        cpu_s=web_after + worker_after - web_before - worker_before,
+        web_cpu_s=web_after - web_before,
         stages_s=stages_s,
     )
 
@@ -223,10 +225,14 @@ def _cpu_ticks(pid: int, *, waited_children: bool = False) -> int:
     return sum(int(value) for value in fields[11 : 15 if waited_children else 13])
 
 
-def service_cpu_s(service: Service) -> float:
-    """Return the CPU seconds the service's processes and the ffmpeg runs they waited for have used."""
-    pids = [service.web.pid, *child_pids(service.web.pid), service.worker.pid, *child_pids(service.worker.pid)]
-    return sum(_cpu_ticks(pid, waited_children=True) for pid in pids) / os.sysconf("SC_CLK_TCK")
+def service_cpu_s(service: Service) -> tuple[float, float]:
+    """Return the CPU seconds the web tier and the worker (with the ffmpeg runs they waited for) have used."""
+
+    def tree_s(pid: int) -> float:
+        ticks = sum(_cpu_ticks(each, waited_children=True) for each in (pid, *child_pids(pid)))
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    return tree_s(service.web.pid), tree_s(service.worker.pid)
 
 
 def idle_cpu_percent(process: subprocess.Popen[bytes], *, window_s: float) -> float:
@@ -366,5 +372,6 @@ def _breakdown(runs: list[E2ERound]) -> str:
         f"upload {median([r.upload_s for r in runs])}; queue until a worker claims the job "
         f"{median([r.queue_s for r in runs])}; analysis {median([r.analysis_s for r in runs])} "
         f"(by the stage the polls first saw: {stage_text}); poll lag after the result is committed "
-        f"{median([r.poll_lag_s for r in runs])}; {statistics.median([r.polls for r in runs]):.0f} polls"
+        f"{median([r.poll_lag_s for r in runs])}; {statistics.median([r.polls for r in runs]):.0f} polls; "
+        f"CPU time of the web tier (upload and polls) {median([r.web_cpu_s for r in runs])}"
     )
