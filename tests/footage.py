@@ -36,7 +36,10 @@ def _lerp(span: tuple[float, float], frames: int) -> str:
     return f"({start}+({end - start})*on/{frames})"
 
 
-def photo_shot(path: Path, *, photo: str, pan: Pan = Pan(), duration_s: float = 5.0, noise: int = 6) -> Path:  # noqa: B008
+def photo_shot(  # noqa: B008
+    path: Path, *, photo: str, pan: Pan = Pan(), duration_s: float = 5.0, noise: int = 6,
+    size: tuple[int, int] = SIZE,
+) -> Path:  # fmt: skip
     """Write an H.264 clip of one continuous shot panned and zoomed over a scikit-image photograph."""
     frames = round(duration_s * FPS)
     source = path.with_suffix(".source.png")
@@ -51,7 +54,7 @@ def photo_shot(path: Path, *, photo: str, pan: Pan = Pan(), duration_s: float = 
         f"zoompan=z='{_lerp(pan.zoom, frames)}'"
         f":x='(iw-iw/zoom)*{_lerp(pan.x, frames)}+{shake_x}'"
         f":y='(ih-ih/zoom)*{_lerp(pan.y, frames)}+{shake_y}'"
-        f":d=1:s={SIZE[0]}x{SIZE[1]}:fps={FPS},noise=alls={noise}:allf=t,setsar=1"
+        f":d=1:s={size[0]}x{size[1]}:fps={FPS},noise=alls={noise}:allf=t,setsar=1"
     )
     _ffmpeg("-loop", "1", "-framerate", str(FPS), "-t", f"{duration_s}", "-i", str(source), "-vf", chain,
             "-t", f"{duration_s}", "-b:v", "4M", *_H264, str(path))  # fmt: skip

@@ -25,6 +25,8 @@ from verify.safeguards import AnalysisFailure
 from verify.similarity import audio
 
 NOTE_S = 0.4
+# The pictures only carry the soundtracks here: small frames keep the clips quick to make and analyse.
+PICTURES = (480, 270)
 # (a, b, c) of each melody: note n plays semitone (a n^2 + b n + c) mod 24 above 220 Hz.
 MELODIES = {1: (7, 5, 3), 2: (11, 13, 1), 3: (5, 17, 8), 4: (13, 3, 19), 5: (3, 23, 5), 6: (17, 7, 11)}
 # How a soundtrack comes back from platforms: encoder options, and where the copy starts (s).
@@ -195,7 +197,7 @@ def test_audio_pass_out_of_time_fails_the_analysis_with_a_clear_code(tmp_path, s
 
 
 def test_audio_a_file_without_audio_gives_no_fingerprint(tmp_path):
-    picture_only = photo_shot(tmp_path / "pictures.mp4", photo="coffee.png", duration_s=2.0)
+    picture_only = photo_shot(tmp_path / "pictures.mp4", photo="coffee.png", duration_s=2.0, size=PICTURES)
 
     assert fingerprint(picture_only, tmp_path) is None
 
@@ -228,9 +230,9 @@ def test_same_audio_under_different_pictures_is_reported_and_unrelated_audio_is_
     # (mono, low bitrate); other pictures with another soundtrack; and those pictures silent
     track = soundtrack(tmp_path / "track.wav", seed=4, duration_s=6.0)
     other_track = soundtrack(tmp_path / "other.wav", seed=5, duration_s=6.0)
-    astronaut = photo_shot(tmp_path / "astronaut.mp4", photo="astronaut.png", duration_s=6.0)
-    coffee = photo_shot(tmp_path / "coffee.mp4", photo="coffee.png", duration_s=6.0)
-    cat = photo_shot(tmp_path / "cat.mp4", photo="chelsea.png", pan=Pan(x=(0.8, 0.2)), duration_s=6.0)
+    astronaut = photo_shot(tmp_path / "astronaut.mp4", photo="astronaut.png", duration_s=6.0, size=PICTURES)
+    coffee = photo_shot(tmp_path / "coffee.mp4", photo="coffee.png", duration_s=6.0, size=PICTURES)
+    cat = photo_shot(tmp_path / "cat.mp4", photo="chelsea.png", pan=Pan(x=(0.8, 0.2)), duration_s=6.0, size=PICTURES)
     api = token_client(make_user("ana", "analyst"))
     original = analysed(api, with_soundtrack(astronaut, track, tmp_path / "original.mp4"))
 
@@ -270,7 +272,7 @@ def test_same_audio_under_different_pictures_is_reported_and_unrelated_audio_is_
 def test_same_audio_is_added_to_a_picture_match(worker, tmp_path):
     # given: a clip with a soundtrack, and its re-encoded copy with the soundtrack at low bitrate
     track = soundtrack(tmp_path / "track.wav", seed=6, duration_s=6.0)
-    pictures = photo_shot(tmp_path / "pictures.mp4", photo="astronaut.png", duration_s=6.0)
+    pictures = photo_shot(tmp_path / "pictures.mp4", photo="astronaut.png", duration_s=6.0, size=PICTURES)
     original = with_soundtrack(pictures, track, tmp_path / "original.mp4")
     reposted = tmp_path / "reposted.mp4"
     _ffmpeg("-i", str(original), "-vf", "scale=-2:360", "-c:v", "libx264", "-b:v", "400k", "-c:a", "aac",
@@ -293,7 +295,7 @@ def test_same_audio_an_audio_file_matches_the_video_it_was_taken_from(worker, tm
     # given: a clip with a soundtrack, and the soundtrack alone posted as an MP3 from 1.5 s in
     # (chromaprint needs about 2.6 s to start: 7.5 s of sound give about 40 sub-fingerprints)
     track = soundtrack(tmp_path / "track.wav", seed=2, duration_s=9.0)
-    pictures = photo_shot(tmp_path / "pictures.mp4", photo="coffee.png", duration_s=9.0)
+    pictures = photo_shot(tmp_path / "pictures.mp4", photo="coffee.png", duration_s=9.0, size=PICTURES)
     video = with_soundtrack(pictures, track, tmp_path / "video.mp4")
     ripped = tmp_path / "ripped.mp3"
     _ffmpeg("-ss", "1.5", "-i", str(video), "-vn", "-c:a", "libmp3lame", "-b:a", "64k", str(ripped))
@@ -366,8 +368,8 @@ def test_audio_matches_update_converges_and_takes_back_its_evidence(db, tmp_path
 @pytest.mark.worker
 def test_same_audio_fast_mode_takes_no_fingerprint(worker, tmp_path):
     track = soundtrack(tmp_path / "track.wav", seed=5, duration_s=6.0)
-    video = with_soundtrack(photo_shot(tmp_path / "pictures.mp4", photo="chelsea.png", duration_s=6.0), track,
-                            tmp_path / "video.mp4")  # fmt: skip
+    pictures = photo_shot(tmp_path / "pictures.mp4", photo="chelsea.png", duration_s=6.0, size=PICTURES)
+    video = with_soundtrack(pictures, track, tmp_path / "video.mp4")
     api = token_client(make_user("ana", "analyst"))
 
     fast = analysed(api, video, mode="fast")
