@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,9 +86,9 @@ class E2ERound:
     stages_s: dict[str, float] = field(default_factory=dict)
 
 
-def _wait_for(predicate: object, *, what: str, log: Path, process: subprocess.Popen[bytes]) -> None:
+def _wait_for(predicate: Callable[[], bool], *, what: str, log: Path, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + _START_TIMEOUT_S
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not start; its log ends:\n{log.read_text(errors='replace')[-3000:]}")
         time.sleep(0.1)
