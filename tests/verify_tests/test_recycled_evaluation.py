@@ -127,7 +127,12 @@ def archive_and_match(clips: Sequence[Clip]) -> tuple[dict[str, Row], dict[str, 
             upload = File(handle, name=clip.path.name)
             items[clip.name] = media_item_create(case=case, upload=upload, uploaded_by=analyst).pk
         analysis_run(media_item_id=items[clip.name])
+        # A Celery worker the test process started for other tests may have claimed the job first.
+        deadline = time.monotonic() + 300
         item = MediaItem.objects.get(pk=items[clip.name])
+        while item.state not in (MediaItem.State.SUCCEEDED, MediaItem.State.FAILED) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            item.refresh_from_db()
         assert item.state == MediaItem.State.SUCCEEDED, (clip.name, item.error_code, item.error_message)
     elapsed_s = time.monotonic() - started
     by_id = {items[c.name]: c for c in clips}
