@@ -22,8 +22,11 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
 from celery.worker.request import Request
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "verify.settings")
+# filesystem:// (the embedded broker) writes each message whole before a worker can see it.
+TRANSPORT_ALIASES["filesystem"] = "verify.broker:Transport"
 
 app = Celery("verify")
 app.config_from_object("django.conf:settings", namespace="CELERY")
