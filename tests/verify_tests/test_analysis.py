@@ -33,7 +33,8 @@ def test_analysis_multi_shot_clip_succeeds_with_keyframes_at_cuts(api, worker, s
     body = response.json()
     assert body["sha256"] == hashlib.sha256(shots_clip.read_bytes()).hexdigest()
     assert body["size_bytes"] == shots_clip.stat().st_size
-    assert body["state"] == "queued"
+    # a worker on Redis can claim the job between the commit and the answer being written
+    assert body["state"] in ("queued", "running")
     assert response["Location"] == body["status_url"]
 
     outcome = wait_for_analysis(api, body["id"])
