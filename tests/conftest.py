@@ -183,3 +183,12 @@ def wait_for_analysis(api: APIClient, item_id: int, *, timeout_s: float = ANALYS
             return AnalysisOutcome(statuses=statuses, detail=detail.json())
         time.sleep(0.1)
     raise AssertionError(f"analysis of media {item_id} did not finish in {timeout_s}s; saw {statuses}")
+
+
+def analysed(api: APIClient, path: Path, **fields: Any) -> dict[str, Any]:
+    """Submit a file, wait for its analysis to succeed, and return the media item's detail."""
+    response = submit(api, path, **fields)
+    assert response.status_code == 202, response.content
+    detail = wait_for_analysis(api, response.json()["id"]).detail
+    assert detail["state"] == "succeeded", detail["error"]
+    return detail

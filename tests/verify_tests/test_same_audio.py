@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
-from tests.conftest import make_user, submit, token_client, wait_for_analysis
+from tests.conftest import analysed, make_user, token_client
 from tests.footage import Pan, photo_shot
 from tests.workflows_tests.test_admin import open_case
 from tests.workflows_tests.test_admin_seen_before import match_rows, media_rows
@@ -214,14 +213,6 @@ def with_soundtrack(pictures: Path, sound: Path | None, path: Path, *audio_optio
     _ffmpeg("-i", str(pictures), "-i", str(sound), "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-shortest",
             *(audio_options or ("-c:a", "aac", "-b:a", "96k")), str(path))  # fmt: skip
     return path
-
-
-def analysed(api: Any, path: Path, **fields: Any) -> dict[str, Any]:
-    response = submit(api, path, **fields)
-    assert response.status_code == 202, response.content
-    detail = wait_for_analysis(api, response.json()["id"]).detail
-    assert detail["state"] == "succeeded", detail["error"]
-    return detail
 
 
 @pytest.mark.worker

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import make_user, submit, token_client, wait_for_analysis
+from tests.conftest import analysed, make_user, submit, token_client, wait_for_analysis
 from tests.photos import photograph
 from tests.verify_tests.test_similarity_evaluation import (
     EMBEDDING_SHIFT_S,
@@ -62,14 +62,6 @@ def cards_clip(path: Path, cards: tuple[str, ...]) -> Path:
 @pytest.fixture
 def reviewer(db: None) -> Any:
     return make_user("reviewer", "reviewer")
-
-
-def analysed(api: Any, path: Path, **fields: Any) -> dict[str, Any]:
-    response = submit(api, path, **fields)
-    assert response.status_code == 202, response.content
-    detail = wait_for_analysis(api, response.json()["id"]).detail
-    assert detail["state"] == "succeeded", detail["error"]
-    return detail
 
 
 def matches_of(client: Any, item_id: int) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from django.utils import timezone
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import ROOT, make_user, submit, token_client, wait_for_analysis
+from tests.conftest import ROOT, analysed, make_user, token_client
 from tests.verify_tests.test_similarity_evaluation import clip_original, variant
 from tests.workflows_tests.test_admin import CHANGELIST, change_url, logged_in, open_case, page
 from tests.workflows_tests.test_admin_browser import (  # noqa: F401 (browser is a fixture)
@@ -308,14 +308,6 @@ def test_seen_before_list_makes_a_constant_number_of_queries(people):
 
 
 # --- through the real pipeline ---------------------------------------------------------------
-
-
-def analysed(api: Any, path: Path, **fields: Any) -> dict[str, Any]:
-    response = submit(api, path, **fields)
-    assert response.status_code == 202, response.content
-    detail = wait_for_analysis(api, response.json()["id"]).detail
-    assert detail["state"] == "succeeded", detail["error"]
-    return detail
 
 
 def submit_recycled_footage(footage_dir: Path) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from django.urls import reverse
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import make_user, submit, token_client, wait_for_analysis
+from tests.conftest import analysed, make_user, token_client
 from tests.footage import STILL_AT_S, photo_shot, repost
 from tests.photos import photograph
 from tests.workflows_tests.test_admin import change_url, logged_in, open_case, page
@@ -46,14 +46,6 @@ from verify.models import Keyframe, MediaItem, MediaMatch
 from workflows import match_evidence
 from workflows.exports.report import report_html
 from workflows.models import Case
-
-
-def analysed(api: Any, path: Path, **fields: Any) -> dict[str, Any]:
-    response = submit(api, path, **fields)
-    assert response.status_code == 202, response.content
-    detail = wait_for_analysis(api, response.json()["id"]).detail
-    assert detail["state"] == "succeeded", detail["error"]
-    return detail
 
 
 def matches_of(api: Any, item_id: int) -> list[dict[str, Any]]:
