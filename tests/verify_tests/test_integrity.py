@@ -127,7 +127,7 @@ def test_worker_rehashes_originals_on_its_own_schedule(api, worker, tmp_path):
         while MediaItem.objects.get(pk=item_id).integrity_checked_at is None and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
-        stop_worker(scheduled)
+        stop_worker(scheduled, graceful=False)  # nothing of its own to hand back
     # then
     assert MediaItem.objects.get(pk=item_id).integrity_mismatch is True
 
