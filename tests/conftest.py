@@ -61,6 +61,11 @@ def start_worker(env_overrides: dict[str, str] | None = None, *, concurrency: in
 
     No ``-Q``: the worker consumes the queues the settings declare, as one started by hand does.
     """
+    return worker_wait_ready(worker_spawn(env_overrides, concurrency=concurrency))
+
+
+def worker_spawn(env_overrides: dict[str, str] | None = None, *, concurrency: int = 2) -> WorkerProcess:
+    """Start a worker as ``start_worker`` does, without waiting: start several, then wait for each."""
     env = {**os.environ, "DATABASE_URL": database_url(connections["default"].settings_dict)}
     env.update(env_overrides or {})
     log_path = Path(settings.VAR_DIR) / f"worker-{uuid.uuid4().hex[:6]}.log"
@@ -70,13 +75,17 @@ def start_worker(env_overrides: dict[str, str] | None = None, *, concurrency: in
              "-l", "info", "--without-gossip", "--without-mingle", "-n", f"test-{uuid.uuid4().hex[:6]}@%h"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    worker = WorkerProcess(process=process, log_path=log_path, env=env)
+    return WorkerProcess(process=process, log_path=log_path, env=env)
+
+
+def worker_wait_ready(worker: WorkerProcess) -> WorkerProcess:
+    """Wait until a spawned worker consumes; stop it and raise if it does not start."""
     deadline = time.monotonic() + WORKER_START_TIMEOUT_S
     while not worker.is_ready():
-        if process.poll() is not None or time.monotonic() > deadline:
+        if worker.process.poll() is not None or time.monotonic() > deadline:
             stop_worker(worker)
             raise RuntimeError(f"the Celery worker did not start:\n{worker.log()[-3000:]}")
-        time.sleep(0.2)
+        time.sleep(0.05)
     return worker
 
 

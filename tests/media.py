@@ -23,10 +23,12 @@ def shots_clip(
     audio: bool = True,
     noise: bool = True,
     bitrate: str = "600k",
+    preset: str = "veryfast",
 ) -> Path:
     """Write an H.264 MP4 made of one shot per source; cuts fall at multiples of shot_s.
 
-    Different ``frame_rates`` per shot make a variable-frame-rate file.
+    Different ``frame_rates`` per shot make a variable-frame-rate file. A long clip is quicker
+    to make with ``preset="ultrafast"``; a high bitrate then keeps it as slow to decode.
     """
     rates = list(frame_rates or [25] * len(sources))
     shots = [
@@ -39,7 +41,7 @@ def shots_clip(
     streams = [video]
     if audio:
         streams.append(ffmpeg.input(f"sine=frequency=440:duration={shot_s * len(sources)}", f="lavfi").audio)
-    options = {"vcodec": "libx264", "pix_fmt": "yuv420p", "preset": "veryfast", "b:v": bitrate, "fps_mode": "vfr"}
+    options = {"vcodec": "libx264", "pix_fmt": "yuv420p", "preset": preset, "b:v": bitrate, "fps_mode": "vfr"}
     if audio:
         options["acodec"] = "aac"
     ffmpeg.output(*streams, str(path), **options).overwrite_output().run(quiet=True)

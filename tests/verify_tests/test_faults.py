@@ -27,7 +27,15 @@ from django.conf import settings
 from django.db import connections
 
 from tests import media
-from tests.conftest import ROOT, WorkerProcess, database_url, make_user, start_worker, stop_worker
+from tests.conftest import (
+    ROOT,
+    WorkerProcess,
+    database_url,
+    make_user,
+    stop_worker,
+    worker_spawn,
+    worker_wait_ready,
+)
 from tests.ports import free_port
 from verify.models import Keyframe, MediaItem
 
@@ -131,7 +139,7 @@ def start_web(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[byt
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"gunicorn did not start:\n{log_path.read_text()[-2000:]}") from None
-            time.sleep(0.2)
+            time.sleep(0.05)
     return process, url
 
 
@@ -145,14 +153,16 @@ def stack(analysis_worker: WorkerProcess, transactional_db: None, tmp_path: Path
     try:
         redis.start()
         env = {"CELERY_BROKER_URL": redis.url, **RECOVERY_ENV}
-        worker = start_worker({**env, "VERIFY_ANALYSIS_MAX_ATTEMPTS": "2"}, concurrency=1)
+        # The worker and the web process start side by side.
+        worker = worker_spawn({**env, "VERIFY_ANALYSIS_MAX_ATTEMPTS": "2"}, concurrency=1)
         web_env = {**os.environ, "DATABASE_URL": database_url(connections["default"].settings_dict), **env}
         web, url = start_web(web_env, Path(settings.VAR_DIR) / f"web-{uuid.uuid4().hex[:6]}.log")
+        worker_wait_ready(worker)
         token = make_user("fault-analyst", "analyst").auth_token.key
         yield Stack(redis=redis, worker=worker, web=web, url=url, token=token)
         os.killpg(web.pid, signal.SIGTERM)
         web.wait(timeout=20)
-        stop_worker(worker)
+        stop_worker(worker, graceful=False)  # what the test needed of it is done
     finally:
         redis.stop()
         os.killpg(analysis_worker.process.pid, signal.SIGCONT)

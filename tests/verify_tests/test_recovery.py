@@ -23,7 +23,7 @@ import pytest
 from django.db import connections
 
 from tests import media
-from tests.conftest import ROOT, WorkerProcess, start_worker, stop_worker, submit
+from tests.conftest import ROOT, WorkerProcess, stop_worker, submit, worker_spawn, worker_wait_ready
 from tests.verify_tests.test_faults import item, keyframe_pass_pid, parent_pid, wait_until
 from verify.models import Keyframe, MediaItem
 from workflows.models import AuditEvent
@@ -98,12 +98,13 @@ def paused_session_worker(analysis_worker: WorkerProcess, transactional_db: None
 
 @pytest.fixture
 def workers() -> Iterator[Any]:
+    """Start ``count`` workers side by side (one pool process each); stop them at the end."""
     started: list[WorkerProcess] = []
 
-    def start(env: dict[str, str] | None = None, concurrency: int = 1) -> WorkerProcess:
-        worker = start_worker(env, concurrency=concurrency)
-        started.append(worker)
-        return worker
+    def start(env: dict[str, str] | None = None, *, count: int = 1) -> list[WorkerProcess]:
+        spawned = [worker_spawn(env, concurrency=1) for _ in range(count)]
+        started.extend(spawned)
+        return [worker_wait_ready(worker) for worker in spawned]
 
     yield start
     for worker in started:
@@ -116,9 +117,16 @@ def workers() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A clip whose keyframe pass runs for several seconds."""
+    """A clip whose keyframe pass runs for several seconds: a minute of 720p at 4 Mb/s.
+
+    Generators that are cheap to draw, and x264's fastest preset: a third of the time to make,
+    as slow to decode as the same minute encoded slower at a lower bitrate.
+    """
     folder = tmp_path_factory.mktemp("recovery")
-    return media.shots_clip(folder / "long.mp4", shot_s=15, size="1280x720", sources=media.SHOT_SOURCES[:4])
+    return media.shots_clip(
+        folder / "long.mp4", shot_s=15, size="1280x720", sources=media.SHOT_SOURCES[::2], preset="ultrafast",
+        bitrate="4M",
+    )  # fmt: skip
 
 
 def _keyframe_pool_pid(item_id: int, *workers: WorkerProcess) -> int:
@@ -157,7 +165,7 @@ def test_recovery_pool_process_killed_shows_interrupted_and_succeeds_within_30s(
     paused_session_worker, workers, api, polling, long_clip
 ):
     # given
-    worker = workers()
+    [worker] = workers()
     item_id = submit(api, long_clip).json()["id"]
     status_log = polling(item_id)
     pool_pid = _keyframe_pool_pid(item_id, worker)
@@ -181,7 +189,7 @@ def test_recovery_worker_main_process_killed_the_job_finishes_once(
     paused_session_worker, workers, api, polling, long_clip, tmp_path
 ):
     # given: two workers; the job runs on one of them
-    first, second = workers(), workers()
+    first, second = workers(count=2)
     clip = tmp_path / "main-killed.mp4"
     clip.write_bytes(long_clip.read_bytes() + b"\0")  # other bytes, same picture
     item_id = submit(api, clip).json()["id"]
@@ -202,7 +210,7 @@ def test_recovery_worker_told_to_stop_hands_the_job_to_the_other_worker(
 ):
     # given: two workers with a short stop grace; the job runs on one of them
     env = {"VERIFY_WORKER_STOP_GRACE_S": "0.5"}
-    first, second = workers(env), workers(env)
+    first, second = workers(env, count=2)
     clip = tmp_path / "deploy.mp4"
     clip.write_bytes(long_clip.read_bytes() + b"\0\0")
     item_id = submit(api, clip).json()["id"]
@@ -228,10 +236,11 @@ def test_recovery_worker_told_to_stop_hands_the_job_to_the_other_worker(
 def test_recovery_slow_healthy_analysis_starved_of_cpu_is_not_taken_over(
     paused_session_worker, workers, api, polling, long_clip, tmp_path
 ):
-    # given: a very short lease (1 s, a heartbeat every 0.3 s) and workers starved by busy processes
-    lease_s = 1.0
-    env = {"VERIFY_JOB_LEASE_S": str(lease_s), "VERIFY_JOB_HEARTBEAT_S": "0.3"}
-    first, second = workers(env), workers(env)
+    # given: a very short lease (0.6 s, a heartbeat every 0.15 s), reconcilers looking for expired
+    # leases four times a second, and workers starved by busy processes
+    lease_s = 0.6
+    env = {"VERIFY_JOB_LEASE_S": str(lease_s), "VERIFY_JOB_HEARTBEAT_S": "0.15", "VERIFY_RECONCILE_INTERVAL_S": "0.25"}
+    first, second = workers(env, count=2)
     hogs = [
         subprocess.Popen([sys.executable, "-c", "while True: pass"], cwd=ROOT)  # noqa: S603
         for _ in range(2 * (os.cpu_count() or 1))

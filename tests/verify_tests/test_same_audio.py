@@ -9,6 +9,7 @@ an excerpt, quieter and resampled). Unrelated soundtracks are other melodies and
 from __future__ import annotations
 
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -116,15 +117,21 @@ def test_parse_max_volume_db_reads_volumedetect():
 
 def test_audio_threshold_separates_copies_from_unrelated_soundtracks(soundtracks, tmp_path):
     # given: every melody and its platform copies, and every pair of unrelated soundtracks
-    prints = {name: fingerprint(path, tmp_path) for name, path in soundtracks.items()}
+    def copy_print(name: str, kind: str) -> audio.AudioPrint | None:
+        return fingerprint(copy(soundtracks[name], tmp_path / f"{name}-{kind}.mkv", kind), tmp_path)
+
+    melodies = [n for n in soundtracks if n.startswith("melody")]
+    with ThreadPoolExecutor(max_workers=3) as ffmpegs:  # short ffmpeg runs: start-up is much of each
+        originals = {name: ffmpegs.submit(fingerprint, path, tmp_path) for name, path in soundtracks.items()}
+        copied = {(name, kind): ffmpegs.submit(copy_print, name, kind) for name in melodies for kind in COPIES}
+        prints = {name: found.result() for name, found in originals.items()}
+        copy_prints = {key: found.result() for key, found in copied.items()}
     assert all(found is not None for found in prints.values()), prints
     rows: list[tuple[str, str, str, audio.Alignment | None, float | None]] = []
-    for name in [n for n in soundtracks if n.startswith("melody")]:
-        for kind, (_, start_s) in COPIES.items():
-            copied = fingerprint(copy(soundtracks[name], tmp_path / f"{name}-{kind}.mkv", kind), tmp_path)
-            assert copied is not None
-            found = audio.prints_align(prints[name].values, copied.values)  # type: ignore[union-attr]
-            rows.append(("copy", f"{name} {kind}", name, found, start_s))
+    for (name, kind), copy_found in copy_prints.items():
+        assert copy_found is not None
+        found = audio.prints_align(prints[name].values, copy_found.values)  # type: ignore[union-attr]
+        rows.append(("copy", f"{name} {kind}", name, found, COPIES[kind][1]))
     names = sorted(soundtracks)
     for i, first in enumerate(names):
         for second in names[i + 1 :]:

@@ -6,6 +6,7 @@ ffmpeg. They read ``GET /api/v1/media/{id}/matches/`` and the ``seen_before`` su
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,14 @@ def original(footage_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def copies(original: Path, footage_dir: Path) -> dict[str, tuple[Path, float]]:
     """Every copy of the original, with the time in the original of the copy's t=0."""
-    made = {
-        name: (variant(original, footage_dir / f"sim-{name}.mp4", name), shift) for name, shift in TRANSFORMS.items()
-    }
-    made["embedding"] = (clip_embedding(original, footage_dir / "sim-embedding.mp4"), EMBEDDING_SHIFT_S)
-    return made
+    with ThreadPoolExecutor(max_workers=3) as encoders:  # each ffmpeg waits on its decoder at times
+        made = {
+            name: (encoders.submit(variant, original, footage_dir / f"sim-{name}.mp4", name), shift)
+            for name, shift in TRANSFORMS.items()
+        }
+        embedding = encoders.submit(clip_embedding, original, footage_dir / "sim-embedding.mp4")
+        made["embedding"] = (embedding, EMBEDDING_SHIFT_S)
+        return {name: (made_path.result(), shift) for name, (made_path, shift) in made.items()}
 
 
 def cards_clip(path: Path, cards: tuple[str, ...]) -> Path:
@@ -118,14 +122,15 @@ def test_similarity_every_copy_matches_the_original_at_the_right_times(api, work
 @pytest.mark.worker
 def test_similarity_lookalikes_do_not_match(api, worker, original, footage_dir: Path):
     # given: the original and footage that only looks like it or like each other
-    clips = [
-        original,
-        clip_other_time(footage_dir / "sim-other-time.mp4"),
-        clip_night(footage_dir / "sim-night-a.mp4", NIGHT_A_SHOTS),
-        clip_night(footage_dir / "sim-night-b.mp4", NIGHT_B_SHOTS),
-        cards_clip(footage_dir / "sim-cards-a.mp4", ("smptebars", "pal75bars", "testsrc")),
-        cards_clip(footage_dir / "sim-cards-b.mp4", ("smptehdbars", "pal100bars", "testsrc2")),
-    ]
+    with ThreadPoolExecutor(max_workers=3) as encoders:
+        made = [
+            encoders.submit(clip_other_time, footage_dir / "sim-other-time.mp4"),
+            encoders.submit(clip_night, footage_dir / "sim-night-a.mp4", NIGHT_A_SHOTS),
+            encoders.submit(clip_night, footage_dir / "sim-night-b.mp4", NIGHT_B_SHOTS),
+            encoders.submit(cards_clip, footage_dir / "sim-cards-a.mp4", ("smptebars", "pal75bars", "testsrc")),
+            encoders.submit(cards_clip, footage_dir / "sim-cards-b.mp4", ("smptehdbars", "pal100bars", "testsrc2")),
+        ]
+        clips = [original, *(clip.result() for clip in made)]
     # when
     details = [analysed(api, path) for path in clips]
     # then: every clip yields keyframes that are looked up, and nothing matches
