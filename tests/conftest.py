@@ -201,3 +201,10 @@ def analysed(api: APIClient, path: Path, **fields: Any) -> dict[str, Any]:
     detail = wait_for_analysis(api, response.json()["id"]).detail
     assert detail["state"] == "succeeded", detail["error"]
     return detail
+
+
+def matches_of(api: APIClient, item_id: int) -> list[dict[str, Any]]:
+    """Return ``GET /api/v1/media/{id}/matches/`` as the client sees it."""
+    response = api.get(f"/api/v1/media/{item_id}/matches/")
+    assert response.status_code == 200, response.content
+    return response.json()  # type: ignore[no-any-return]

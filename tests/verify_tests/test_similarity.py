@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import analysed, make_user, submit, token_client, wait_for_analysis
+from tests.conftest import analysed, make_user, matches_of, submit, token_client, wait_for_analysis
 from tests.photos import photograph
 from tests.verify_tests.test_similarity_evaluation import (
     EMBEDDING_SHIFT_S,
@@ -66,12 +66,6 @@ def cards_clip(path: Path, cards: tuple[str, ...]) -> Path:
 @pytest.fixture
 def reviewer(db: None) -> Any:
     return make_user("reviewer", "reviewer")
-
-
-def matches_of(client: Any, item_id: int) -> list[dict[str, Any]]:
-    response = client.get(f"/api/v1/media/{item_id}/matches/")
-    assert response.status_code == 200, response.content
-    return response.json()
 
 
 def assert_pairs_at_shift(match: dict[str, Any], shift_s: float) -> None:

@@ -22,7 +22,7 @@ from django.urls import reverse
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import analysed, make_user, token_client
+from tests.conftest import analysed, make_user, matches_of, token_client
 from tests.footage import STILL_AT_S, photo_shot, repost
 from tests.photos import photograph
 from tests.workflows_tests.test_admin import change_url, logged_in, open_case, page
@@ -46,12 +46,6 @@ from verify.models import Keyframe, MediaItem, MediaMatch
 from workflows import match_evidence
 from workflows.exports.report import report_html
 from workflows.models import Case
-
-
-def matches_of(api: Any, item_id: int) -> list[dict[str, Any]]:
-    answer = api.get(f"/api/v1/media/{item_id}/matches/")
-    assert answer.status_code == 200, answer.content
-    return answer.json()  # type: ignore[no-any-return]
 
 
 def codes(match: dict[str, Any]) -> list[str]:
