@@ -4,6 +4,8 @@ The suite runs in parallel processes (pytest-xdist, one per core unless
 ``VERIFY_TEST_PROCESSES`` says otherwise), a test file per process at a time, so a module's
 analysed clips are made once. Each process has its own run directory, database, queues and
 Celery worker (``tests/environment.py``). Passing ``-n`` or ``-p no:xdist`` takes over.
+The smoke runs of the benchmark and research commands and of ``up`` are left out unless asked
+for with ``-m slow`` (pyproject.toml); CI runs them once.
 """
 
 import os
@@ -26,7 +28,8 @@ def pytest_argv(args: list[str]) -> list[str]:
 class Command(BaseCommand):
     help = (
         "Run the test suite with pytest (arguments are passed to pytest). It runs in one process per "
-        "core; VERIFY_TEST_PROCESSES=1 or -p no:xdist runs it in one."
+        "core; VERIFY_TEST_PROCESSES=1 or -p no:xdist runs it in one. -m slow runs the smoke runs of the benchmark "
+        "and research commands and of up instead."
     )
 
     def run_from_argv(self, argv: list[str]) -> None:
