@@ -277,9 +277,10 @@ def _deprioritise(session_leader: int) -> None:
     """
     for pid in [session_leader, *_children(session_leader)]:
         os.setpriority(os.PRIO_PROCESS, pid, 10)
-    autogroup = Path(f"/proc/{session_leader}/autogroup")
-    if autogroup.exists():
-        autogroup.write_text("5")
+    try:
+        Path(f"/proc/{session_leader}/autogroup").write_text("5")
+    except OSError:
+        pass  # no autogroup scheduling here (or not ours to change): the nice values above count
 
 
 def _children(pid: int) -> list[int]:
