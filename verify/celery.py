@@ -34,6 +34,15 @@ app.autodiscover_tasks()
 
 logger = logging.getLogger(__name__)
 _stop = threading.Event()
+# Every use of the database in a worker's main process holds this lock, closes its connections
+# before letting go, and a fork of a pool process waits for it. SQLite keeps each process's
+# file-lock state inside the C library: a pool process forked while a thread here had the
+# database open inherits that state, and every write it tries then fails with "database is
+# locked" (seen when a killed pool process was replaced during a reconciler pass).
+_database_use = threading.RLock()
+os.register_at_fork(
+    before=_database_use.acquire, after_in_parent=_database_use.release, after_in_child=_database_use.release
+)
 # Set in the worker's main process when it is told to stop; its pool processes, forked from it,
 # share the byte. A stopping worker keeps receiving messages until it exits; it must not start them.
 _stopping = RawValue("b", 0)
@@ -53,18 +62,19 @@ def _reconcile_forever() -> None:
 
     next_integrity_check = time.monotonic()
     while not _stop.wait(settings.VERIFY_RECONCILE_INTERVAL_S):
-        try:
-            report = analysis_reconcile()
-            if report.resent or report.reclaimed or report.abandoned:
-                logger.info("reconciler: %s", report)
-            timestamps_due_enqueue()
-            if time.monotonic() >= next_integrity_check:
-                integrity_check_enqueue()
-                next_integrity_check = time.monotonic() + settings.VERIFY_INTEGRITY_CHECK_INTERVAL_S
-        except Exception:
-            logger.exception("reconciler pass failed; trying again at the next interval")
-        finally:
-            connections.close_all()  # no connection stays open across a pool fork
+        with _database_use:
+            try:
+                report = analysis_reconcile()
+                if report.resent or report.reclaimed or report.abandoned:
+                    logger.info("reconciler: %s", report)
+                timestamps_due_enqueue()
+                if time.monotonic() >= next_integrity_check:
+                    integrity_check_enqueue()
+                    next_integrity_check = time.monotonic() + settings.VERIFY_INTEGRITY_CHECK_INTERVAL_S
+            except Exception:
+                logger.exception("reconciler pass failed; trying again at the next interval")
+            finally:
+                connections.close_all()  # no connection stays open across a pool fork
 
 
 @worker_ready.connect
@@ -84,14 +94,15 @@ def _hand_back() -> None:
 
     from verify.reconciler import jobs_hand_back
 
-    try:
-        handed_back = jobs_hand_back(grace_s=settings.VERIFY_WORKER_STOP_GRACE_S)
-        if handed_back:
-            logger.warning("stopping: handed back media %s to the other workers", ", ".join(map(str, handed_back)))
-    except Exception:
-        logger.exception("could not hand back the running jobs; their leases will run out instead")
-    finally:
-        connections.close_all()
+    with _database_use:
+        try:
+            handed_back = jobs_hand_back(grace_s=settings.VERIFY_WORKER_STOP_GRACE_S)
+            if handed_back:
+                logger.warning("stopping: handed back media %s to the other workers", ", ".join(map(str, handed_back)))
+        except Exception:
+            logger.exception("could not hand back the running jobs; their leases will run out instead")
+        finally:
+            connections.close_all()
 
 
 @worker_shutting_down.connect
@@ -111,11 +122,16 @@ class AnalysisRequest(Request):
     def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> None:
         pool_pid = self.worker_pid
         if pool_pid:
+            from django.db import connections
+
             from verify.reconciler import job_pool_process_lost
 
             media_item_id = self.args[0] if self.args else self.kwargs.get("media_item_id")
-            try:
-                job_pool_process_lost(media_item_id=int(media_item_id), pool_pid=pool_pid)
-            except Exception:
-                logger.exception("could not mark media %s interrupted; the reconciler will", media_item_id)
+            with _database_use:  # the replacement pool process is forked next
+                try:
+                    job_pool_process_lost(media_item_id=int(media_item_id), pool_pid=pool_pid)
+                except Exception:
+                    logger.exception("could not mark media %s interrupted; the reconciler will", media_item_id)
+                finally:
+                    connections.close_all()
         super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)

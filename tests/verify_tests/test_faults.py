@@ -263,7 +263,10 @@ def test_fault_poison_file_stops_after_max_attempts_with_a_message(stack: Stack,
     item_id = body["id"]
     # when
     kill_pool_child_during_keyframes(item_id)
-    wait_until(lambda: item(item_id).attempts == 2 and item(item_id).state == "running", 60, "the second attempt")
+    try:
+        wait_until(lambda: item(item_id).attempts == 2 and item(item_id).state == "running", 60, "the second attempt")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{stack.worker.log()[-6000:]}\n{item(item_id).__dict__}") from None
     kill_pool_child_during_keyframes(item_id)
     # then
     wait_until(lambda: item(item_id).is_finished, 60, "the job to be given up")
