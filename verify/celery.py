@@ -12,10 +12,12 @@ analysis (``AnalysisRequest``), and when the worker is told to stop (its running
 whole design.
 """
 
+import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from multiprocessing.sharedctypes import RawValue
 from typing import Any
 
@@ -43,6 +45,20 @@ _database_use = threading.RLock()
 os.register_at_fork(
     before=_database_use.acquire, after_in_parent=_database_use.release, after_in_child=_database_use.release
 )
+
+
+@contextlib.contextmanager
+def _main_process_database() -> Iterator[None]:
+    """Use the database from the worker's main process: under the fork lock, every connection closed after."""
+    from django.db import connections
+
+    with _database_use:
+        try:
+            yield
+        finally:
+            connections.close_all()
+
+
 # Set in the worker's main process when it is told to stop; its pool processes, forked from it,
 # share the byte. A stopping worker keeps receiving messages until it exits; it must not start them.
 _stopping = RawValue("b", 0)
@@ -55,14 +71,13 @@ def worker_stopping() -> bool:
 
 def _reconcile_forever() -> None:
     from django.conf import settings
-    from django.db import connections
 
     from verify.jobs import integrity_check_enqueue, timestamps_due_enqueue
     from verify.reconciler import analysis_reconcile
 
     next_integrity_check = time.monotonic()
     while not _stop.wait(settings.VERIFY_RECONCILE_INTERVAL_S):
-        with _database_use:
+        with _main_process_database():
             try:
                 report = analysis_reconcile()
                 if report.resent or report.reclaimed or report.abandoned:
@@ -73,8 +88,6 @@ def _reconcile_forever() -> None:
                     next_integrity_check = time.monotonic() + settings.VERIFY_INTEGRITY_CHECK_INTERVAL_S
             except Exception:
                 logger.exception("reconciler pass failed; trying again at the next interval")
-            finally:
-                connections.close_all()  # no connection stays open across a pool fork
 
 
 @worker_ready.connect
@@ -90,19 +103,16 @@ def _stop_reconciler(**kwargs: Any) -> None:
 
 def _hand_back() -> None:
     from django.conf import settings
-    from django.db import connections
 
     from verify.reconciler import jobs_hand_back
 
-    with _database_use:
+    with _main_process_database():
         try:
             handed_back = jobs_hand_back(grace_s=settings.VERIFY_WORKER_STOP_GRACE_S)
             if handed_back:
                 logger.warning("stopping: handed back media %s to the other workers", ", ".join(map(str, handed_back)))
         except Exception:
             logger.exception("could not hand back the running jobs; their leases will run out instead")
-        finally:
-            connections.close_all()
 
 
 @worker_shutting_down.connect
@@ -122,16 +132,12 @@ class AnalysisRequest(Request):
     def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> None:
         pool_pid = self.worker_pid
         if pool_pid:
-            from django.db import connections
-
             from verify.reconciler import job_pool_process_lost
 
             media_item_id = self.args[0] if self.args else self.kwargs.get("media_item_id")
-            with _database_use:  # the replacement pool process is forked next
+            with _main_process_database():  # the replacement pool process is forked next
                 try:
                     job_pool_process_lost(media_item_id=int(media_item_id), pool_pid=pool_pid)
                 except Exception:
                     logger.exception("could not mark media %s interrupted; the reconciler will", media_item_id)
-                finally:
-                    connections.close_all()
         super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)

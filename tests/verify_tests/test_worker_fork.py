@@ -40,8 +40,13 @@ def _fork_and_write(database: Path) -> str:
     return outcome
 
 
-def _writer(database: Path, *, holding: threading.Event, guarded: bool) -> None:
-    """A main-process thread that writes in a transaction for half a second, as a reconciler pass does."""
+def _fork_during_a_write(database: Path, *, guarded: bool) -> tuple[str, float]:
+    """Fork while a thread of this process is half a second into a write transaction, as a
+    reconciler pass would be (holding the worker's lock if ``guarded``); in the child, write a row.
+
+    Return what the child reported and how long the fork and the child's write took.
+    """
+    holding = threading.Event()
 
     def write() -> None:
         connection = sqlite3.connect(database, isolation_level=None)
@@ -52,11 +57,18 @@ def _writer(database: Path, *, holding: threading.Event, guarded: bool) -> None:
         connection.execute("COMMIT")
         connection.close()
 
-    if guarded:
+    def guarded_write() -> None:
         with _database_use:
             write()
-    else:
-        write()
+
+    thread = threading.Thread(target=guarded_write if guarded else write)
+    thread.start()
+    holding.wait(5)
+    started = time.monotonic()
+    outcome = _fork_and_write(database)
+    took_s = time.monotonic() - started
+    thread.join()
+    return outcome, took_s
 
 
 def _database(tmp_path: Path) -> Path:
@@ -69,32 +81,21 @@ def _database(tmp_path: Path) -> Path:
 
 
 def test_a_fork_during_unguarded_database_use_leaves_the_child_unable_to_write(tmp_path: Path):
-    # given: a thread of this process in the middle of a write transaction
+    # given
     database = _database(tmp_path)
-    holding = threading.Event()
-    thread = threading.Thread(target=_writer, args=(database,), kwargs={"holding": holding, "guarded": False})
-    thread.start()
-    holding.wait(5)
-    # when: the process forks meanwhile, as a worker replacing a pool process would
-    outcome = _fork_and_write(database)
-    thread.join()
+    # when: the process forks during a thread's write, as a worker replacing a pool process would
+    outcome, _ = _fork_during_a_write(database, guarded=False)
     # then: the child cannot write, although the parent's transaction ended long before its timeout
     assert outcome == "database is locked"
 
 
 def test_a_worker_fork_waits_for_the_database_use_and_the_child_writes(tmp_path: Path):
-    # given: the same thread, holding the worker's database lock as the reconciler does
+    # given
     database = _database(tmp_path)
-    holding = threading.Event()
-    thread = threading.Thread(target=_writer, args=(database,), kwargs={"holding": holding, "guarded": True})
-    thread.start()
-    holding.wait(5)
-    # when
-    started = time.monotonic()
-    outcome = _fork_and_write(database)
-    thread.join()
+    # when: the same, with the thread holding the worker's database lock as the reconciler does
+    outcome, took_s = _fork_during_a_write(database, guarded=True)
     # then: the fork waited for the transaction, and the child's write went through
     assert outcome == "written"
-    assert time.monotonic() - started > 0.3
+    assert took_s > 0.3
     rows = sqlite3.connect(database).execute("SELECT text FROM rows ORDER BY rowid").fetchall()
     assert rows == [("from the parent",), ("from the child",)]
